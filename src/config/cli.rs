@@ -1,0 +1,128 @@
+//! The command line. Option names follow uWSGI's where uWSGI has one.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::protocol::{Limits, Protocol};
+use crate::server::listener::{ListenAddr, ListenSpec};
+
+/// rwsgi: a fast, safe application server for Python WSGI apps.
+///
+/// With no app given it serves a built-in demo app; with no socket given it
+/// listens for HTTP on 127.0.0.1:8000.
+#[derive(Debug, Parser)]
+#[command(name = "rwsgi", version, about, long_about = None)]
+pub struct Cli {
+    /// Serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port or a Unix socket
+    /// path). Repeatable.
+    #[arg(long = "http-socket", value_name = "ADDR")]
+    pub http_socket: Vec<ListenAddr>,
+
+    /// Serve the uwsgi protocol (nginx `uwsgi_pass`) on ADDR. Repeatable.
+    #[arg(long = "uwsgi-socket", visible_alias = "socket", short = 's', value_name = "ADDR")]
+    pub uwsgi_socket: Vec<ListenAddr>,
+
+    /// Serve SCGI (nginx `scgi_pass`) on ADDR. Repeatable.
+    #[arg(long = "scgi-socket", value_name = "ADDR")]
+    pub scgi_socket: Vec<ListenAddr>,
+
+    /// The WSGI app as `package.module:callable` (or `package.module`, with
+    /// --callable). `module:factory()` calls a factory to get the app.
+    #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE[:CALLABLE]")]
+    pub module: Option<String>,
+
+    /// Load the WSGI app from a Python file.
+    #[arg(long = "wsgi-file", visible_alias = "file", value_name = "PATH", conflicts_with = "module")]
+    pub wsgi_file: Option<PathBuf>,
+
+    /// The name of the WSGI callable [default: application, then app].
+    #[arg(long, value_name = "NAME")]
+    pub callable: Option<String>,
+
+    /// Change to DIR before loading the app (and add it to sys.path).
+    #[arg(long, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Add DIR to sys.path. Repeatable.
+    #[arg(long, visible_alias = "pp", value_name = "DIR")]
+    pub pythonpath: Vec<PathBuf>,
+
+    /// A virtualenv whose site-packages the app imports from.
+    #[arg(long, short = 'H', visible_alias = "virtualenv", visible_alias = "venv", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Python threads that run requests.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: u32,
+
+    /// Requests that may wait for a free Python thread before new ones get a
+    /// 503 [default: 64 per thread, at least 128].
+    #[arg(long = "queue-size", value_name = "N")]
+    pub queue_size: Option<usize>,
+
+    /// Seconds in the Retry-After header of an overload 503.
+    #[arg(long = "retry-after", default_value_t = 1, value_name = "SECONDS")]
+    pub retry_after: u64,
+
+    /// Listen backlog of every socket.
+    #[arg(long = "listen", short = 'l', default_value_t = 1024, value_name = "N")]
+    pub listen: i32,
+
+    /// Largest uwsgi vars block / SCGI netstring, in bytes (uWSGI's
+    /// buffer-size; here it defaults to the protocol maximum).
+    #[arg(long = "buffer-size", short = 'b', default_value_t = 65535, value_name = "BYTES")]
+    pub buffer_size: usize,
+
+    /// Largest request body in bytes, 0 for no limit (413 past it).
+    #[arg(long = "limit-post", default_value_t = 0, value_name = "BYTES")]
+    pub limit_post: u64,
+
+    /// Bodies up to this size are read whole before the app runs; larger
+    /// ones stream into wsgi.input.
+    #[arg(long = "post-buffering", default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub post_buffering: usize,
+
+    /// Turn off the per-request access log.
+    #[arg(long = "disable-logging", short = 'L')]
+    pub disable_logging: bool,
+}
+
+impl Cli {
+    /// Every listener asked for, or HTTP on 127.0.0.1:8000 when none was.
+    pub fn listeners(&self) -> Vec<ListenSpec> {
+        let mut specs = Vec::new();
+        for (protocol, addrs) in [
+            (Protocol::Http, &self.http_socket),
+            (Protocol::Uwsgi, &self.uwsgi_socket),
+            (Protocol::Scgi, &self.scgi_socket),
+        ] {
+            specs.extend(addrs.iter().map(|addr| ListenSpec {
+                protocol,
+                addr: addr.clone(),
+            }));
+        }
+        if specs.is_empty() {
+            specs.push(ListenSpec {
+                protocol: Protocol::Http,
+                addr: ListenAddr::Tcp(([127, 0, 0, 1], 8000).into()),
+            });
+        }
+        specs
+    }
+
+    /// The codec limits the options set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            vars_block: self.buffer_size,
+            body: self.limit_post,
+            ..Limits::default()
+        }
+    }
+
+    /// The dispatch queue's capacity.
+    pub fn queue_size(&self) -> usize {
+        self.queue_size
+            .unwrap_or_else(|| (self.threads as usize * 64).max(128))
+    }
+}

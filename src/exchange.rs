@@ -1,0 +1,83 @@
+//! The hand-off between the I/O side (tokio, `server/`) and the Python side
+//! (`wsgi/`). Neither side sees the other's types: a [`Job`] goes one way,
+//! body pieces and response [`Event`]s travel over bounded channels, so a
+//! slow client slows its own request only and memory stays bounded.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::protocol::Request;
+
+/// One request handed to the Python thread pool.
+#[derive(Debug)]
+pub struct Job {
+    /// The decoded request, with connection facts (`REMOTE_ADDR`,
+    /// `SERVER_NAME`...) already filled in.
+    pub request: Request,
+    /// Where `wsgi.input` reads from.
+    pub body: Body,
+    /// Where the response goes. Sends fail once the client is gone, which
+    /// tells the app's thread to stop iterating and call `close()`.
+    pub events: mpsc::Sender<Event>,
+    /// `METHOD path`, for log lines that name the request.
+    pub label: String,
+}
+
+/// The request body as the Python side sees it.
+#[derive(Debug)]
+pub enum Body {
+    /// The whole body, read before dispatch (small bodies).
+    Buffered(Bytes),
+    /// A body still arriving; pieces come as the socket delivers them.
+    Stream(mpsc::Receiver<BodyMsg>),
+}
+
+/// One message on a streamed body channel.
+#[derive(Debug)]
+pub enum BodyMsg {
+    /// The next bytes of the body (de-chunked).
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// The body could not be read to its end: why.
+    Failed(String),
+}
+
+/// One step of a response, from the app's thread to the connection.
+#[derive(Debug)]
+pub enum Event {
+    /// Status and headers, sent with the first non-empty body piece (or at
+    /// the end for an empty body).
+    Head {
+        /// The status line's value, e.g. `200 OK`.
+        status: Bytes,
+        /// Validated header pairs.
+        headers: Vec<(Bytes, Bytes)>,
+        /// The body length when the app's iterable made it known (a list
+        /// or tuple, or a file wrapper) and no Content-Length was given.
+        known_length: Option<u64>,
+    },
+    /// Body bytes.
+    Data(Bytes),
+    /// `len` bytes of `file` from `offset`, sent with sendfile.
+    File {
+        /// A file of the app's (`wsgi.file_wrapper`), duplicated fd.
+        file: std::fs::File,
+        /// Where to start reading.
+        offset: u64,
+        /// How many bytes to send.
+        len: u64,
+    },
+    /// The response is complete.
+    End,
+    /// The app failed after the head was sent: close without completing
+    /// the body so the client sees a truncated response.
+    Abort,
+}
+
+/// Hands jobs to whatever runs the app (the Python thread pool).
+pub trait Dispatch: Send + Sync + 'static {
+    /// Queues `job`. Gives it back when the queue is full, so the caller
+    /// can answer 503 instead of queueing without bound.
+    fn dispatch(&self, job: Job) -> Result<(), Box<Job>>;
+}

@@ -1,0 +1,24 @@
+//! rwsgi: a uWSGI-style application server for Python WSGI apps.
+//!
+//! Requests arrive over HTTP/1.1, the uwsgi protocol or SCGI, on TCP or Unix
+//! sockets; they run on a pool of Python threads in an embedded CPython.
+//!
+//! # Layout
+//!
+//! - [`protocol`]: pure codecs, bytes into a common [`protocol::Request`],
+//!   response heads back into bytes. No I/O, no Python.
+//! - [`server`]: listeners, connections, bodies, response writing. Tokio;
+//!   no parsing by hand, no Python.
+//! - [`exchange`]: the types that cross from the I/O side to the Python
+//!   side and back (jobs, body pieces, response events).
+//! - [`wsgi`]: the embedded interpreter, app loading and PEP 3333. No
+//!   sockets.
+//! - [`config`]: the command line.
+//! - [`run`]: wires the parts into one serving process.
+
+pub mod config;
+pub mod exchange;
+pub mod protocol;
+pub mod run;
+pub mod server;
+pub mod wsgi;

@@ -1,0 +1,294 @@
+//! One connection: the only place bytes meet a socket. Reads request heads
+//! with the protocol's decoder, reads or streams the body, hands the request
+//! to the app's thread pool and writes the response as it is produced, in
+//! order, one request at a time (pipelined requests wait in the buffer).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
+use super::respond::{Next, ResponseWriter};
+use super::stream::Stream;
+use super::{ListenerContext, Peer};
+use crate::exchange::{Body, BodyMsg, Event, Job};
+use crate::protocol::response::{reason, simple_response, RequestShape};
+use crate::protocol::{BodyFraming, Decoder, ErrorKind, Protocol, ProtocolError, Request};
+
+/// Response events buffered between the app's thread and the socket.
+const EVENT_QUEUE: usize = 16;
+/// Body messages buffered between the socket and `wsgi.input`.
+const BODY_QUEUE: usize = 4;
+/// Most unread body bytes discarded after a response to keep a connection.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// What the connection does after a request.
+enum After {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+}
+
+/// Serves requests on `stream` until the peer closes or an error ends it.
+pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<ListenerContext>) {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
+    loop {
+        let request = match read_head(&mut stream, &mut buf, &mut decoder).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(HeadError::Protocol(e)) => {
+                reject(&mut stream, &ctx, &peer, &e).await;
+                return;
+            }
+            Err(HeadError::Io(e)) => {
+                tracing::debug!(peer = %peer, "connection error before a request: {e}");
+                return;
+            }
+        };
+        match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
+            After::KeepAlive => continue,
+            After::Close => break,
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+enum HeadError {
+    Protocol(ProtocolError),
+    Io(std::io::Error),
+}
+
+/// Reads until a whole request head is decoded. `Ok(None)`: the peer closed
+/// cleanly between requests (or before sending anything).
+async fn read_head<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+) -> Result<Option<Request>, HeadError> {
+    loop {
+        if !buf.is_empty() {
+            if let Some(request) = decoder.decode(buf).map_err(HeadError::Protocol)? {
+                return Ok(Some(request));
+            }
+        }
+        buf.reserve(4096);
+        match stream.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(0) => {
+                return Err(HeadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("peer closed mid-head after {} bytes", buf.len()),
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+    }
+}
+
+/// Answers a request the codec rejected, logs why, and lets the caller
+/// close: nothing after a bad head can be trusted to be framed right.
+async fn reject<S: Stream>(stream: &mut S, ctx: &ListenerContext, peer: &Peer, err: &ProtocolError) {
+    tracing::info!(
+        peer = %peer,
+        listener = %ctx.name,
+        "client error: {} -> {}", err.detail(), err.status()
+    );
+    // Someone speaking HTTP to a uwsgi/SCGI socket gets an HTTP answer.
+    let protocol = if err.kind() == ErrorKind::WrongProtocol {
+        Protocol::Http
+    } else {
+        ctx.protocol
+    };
+    let body = format!("{}\n", err.detail());
+    let response = simple_response(protocol, err.status(), reason(err.status()), &body, &[]);
+    let _ = stream.write_all(&response).await;
+}
+
+async fn serve_request<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    mut request: Request,
+    peer: &Peer,
+    ctx: &ListenerContext,
+) -> After {
+    let started = Instant::now();
+    ctx.add_connection_vars(&mut request, peer);
+    let label = request_label(&request);
+    let shape = RequestShape {
+        protocol: ctx.protocol,
+        head: request.head,
+        http10: request.http10,
+        keep_alive: request.keep_alive,
+    };
+    let shared = &ctx.shared;
+    let mut decoder = BodyDecoder::new(request.body);
+    if request.expect_continue && !decoder.is_done() {
+        if stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+            return After::Close;
+        }
+    }
+    let chunked = request.body == BodyFraming::Chunked;
+    let prebuffered = prebuffer(
+        &mut decoder,
+        stream,
+        buf,
+        shared.post_buffering,
+        shared.limits.body,
+    )
+    .await;
+    let (body, feed) = match prebuffered {
+        Ok(Prebuffered::Complete(bytes)) => {
+            if chunked {
+                // The whole de-chunked body is known: tell the app its
+                // length, as frameworks that ignore wsgi.input_terminated
+                // read only CONTENT_LENGTH bytes.
+                request.set_var(b"CONTENT_LENGTH", Bytes::from(bytes.len().to_string()));
+            }
+            (Body::Buffered(bytes), None)
+        }
+        Ok(Prebuffered::Partial(first)) => {
+            let (tx, rx) = mpsc::channel(BODY_QUEUE);
+            let already = first.len() as u64;
+            if !first.is_empty() {
+                let _ = tx.try_send(BodyMsg::Data(first));
+            }
+            let feed = BodyFeed::new(decoder, Some(tx), already, shared.limits.body);
+            (Body::Stream(rx), Some(feed))
+        }
+        Err(BodyError::Protocol(e)) => {
+            reject(stream, ctx, peer, &e).await;
+            return After::Close;
+        }
+        Err(BodyError::Io(why)) => {
+            tracing::info!(peer = %peer, request = %label, "client error: {why}");
+            return After::Close;
+        }
+    };
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let job = Job {
+        request,
+        body,
+        events: events_tx,
+        label: label.clone(),
+    };
+    if let Err(job) = shared.dispatcher.dispatch(job) {
+        drop(job);
+        tracing::warn!(
+            peer = %peer,
+            request = %label,
+            "server overloaded: every Python thread is busy and the queue is full -> 503"
+        );
+        let retry = shared.retry_after.to_string();
+        let body = "server overloaded, retry later\n";
+        let response = simple_response(ctx.protocol, 503, reason(503), body, &[("Retry-After", &retry)]);
+        let _ = stream.write_all(&response).await;
+        return After::Close;
+    }
+    let mut writer = ResponseWriter::new(shape);
+    let outcome = pump(stream, buf, events, feed, &mut writer, peer, &label).await;
+    if shared.access_log {
+        tracing::info!(
+            target: "rwsgi::access",
+            "{} {} {} => {} {} bytes in {:.3} ms ({})",
+            peer,
+            ctx.protocol.name(),
+            label,
+            writer.status,
+            writer.body_bytes,
+            started.elapsed().as_secs_f64() * 1000.0,
+            if outcome { "ok" } else { "aborted" },
+        );
+    }
+    if outcome && writer.keep_alive {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+/// Moves response events to the socket while feeding the body to the app.
+/// Returns whether the response completed and the connection is reusable.
+async fn pump<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    mut events: mpsc::Receiver<Event>,
+    mut feed: Option<BodyFeed>,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &str,
+) -> bool {
+    loop {
+        let feeding = feed.as_ref().is_some_and(BodyFeed::active);
+        let event = if writer.has_pending() {
+            // Coalesce what is ready before writing.
+            match events.try_recv() {
+                Ok(event) => Some(event),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if let Err(e) = writer.flush(stream).await {
+                        tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                        return false;
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        } else {
+            tokio::select! {
+                event = events.recv() => event,
+                result = async { feed.as_mut().expect("feeding").step(stream, buf).await }, if feeding => {
+                    if let Err(e) = result {
+                        let why = match e {
+                            BodyError::Protocol(p) => p.to_string(),
+                            BodyError::Io(s) => s,
+                        };
+                        tracing::info!(peer = %peer, request = %label, "client error while reading the body: {why}");
+                        // The app sees the failure on wsgi.input; its
+                        // response still goes out, then the connection closes.
+                        writer.keep_alive = false;
+                    }
+                    continue;
+                }
+            }
+        };
+        let Some(event) = event else {
+            tracing::error!(source = "rwsgi", request = %label, "internal error: the app's thread dropped the response");
+            if !writer.head_sent() {
+                let response = simple_response(writer.protocol(), 500, reason(500), "Internal Server Error\n", &[]);
+                let _ = stream.write_all(&response).await;
+            }
+            return false;
+        };
+        match writer.apply(stream, event).await {
+            Ok(Next::More) => {}
+            Ok(Next::Done) => break,
+            Ok(Next::Abort) => return false,
+            Err(e) => {
+                tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                return false;
+            }
+        }
+    }
+    if let Some(feed) = feed.as_mut() {
+        if !feed.decoder.is_done() && !feed.drain(stream, buf, DRAIN_LIMIT).await {
+            writer.keep_alive = false;
+        }
+    }
+    true
+}
+
+/// `METHOD /path?query` for log lines.
+fn request_label(request: &Request) -> String {
+    let method = request.var(b"REQUEST_METHOD").map(|v| v.as_ref()).unwrap_or(b"-");
+    let uri = request
+        .var(b"REQUEST_URI")
+        .or_else(|| request.var(b"PATH_INFO"))
+        .map(|v| v.as_ref())
+        .unwrap_or(b"-");
+    format!("{} {}", String::from_utf8_lossy(method), String::from_utf8_lossy(uri))
+}

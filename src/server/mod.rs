@@ -1,0 +1,152 @@
+//! The I/O side of a worker: listeners, one task per connection, request
+//! bodies, response writing, and the hand-off to the app's thread pool.
+//! Parsing lives in `protocol/`, Python in `wsgi/`; nothing here touches
+//! either directly.
+//!
+//! # Layout
+//!
+//! - `listener`: socket addresses, binding, the accept loop.
+//! - `connection`: one connection's request/response loop.
+//! - `body`: request bodies (pre-buffered or streamed).
+//! - `respond`: response framing and writing.
+//! - `stream`: the socket trait shared by TCP and Unix streams, sendfile.
+//! - `date`: the cached `Date` header.
+
+mod body;
+mod connection;
+mod date;
+pub mod listener;
+mod respond;
+mod stream;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::exchange::Dispatch;
+use crate::protocol::{Limits, Protocol, Request};
+
+/// Settings and services every connection of a worker shares.
+pub struct Shared {
+    /// Codec size limits.
+    pub limits: Limits,
+    /// Bodies up to this many bytes are read whole before the app is called
+    /// (uWSGI's `post-buffering`); larger ones are streamed.
+    pub post_buffering: usize,
+    /// Where requests go (the Python thread pool).
+    pub dispatcher: Arc<dyn Dispatch>,
+    /// Whether to write one access-log line per request.
+    pub access_log: bool,
+    /// Seconds in the `Retry-After` of an overload 503.
+    pub retry_after: u64,
+}
+
+/// What a connection knows about the listener that accepted it.
+pub struct ListenerContext {
+    /// The listener's protocol.
+    pub protocol: Protocol,
+    /// `http://127.0.0.1:8000` or `uwsgi:/run/app.sock`, for logs.
+    pub name: String,
+    /// The listener's host, the default `SERVER_NAME`.
+    pub server_name: Bytes,
+    /// The listener's port, the default `SERVER_PORT`.
+    pub server_port: Bytes,
+    /// Worker-wide settings.
+    pub shared: Arc<Shared>,
+}
+
+/// The remote end of a connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// IP address, empty for Unix sockets.
+    pub addr: Bytes,
+    /// Port, empty for Unix sockets.
+    pub port: Bytes,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.addr.is_empty() {
+            f.write_str("unix")
+        } else {
+            write!(f, "{}", String::from_utf8_lossy(&self.addr))
+        }
+    }
+}
+
+impl ListenerContext {
+    /// Fills in the CGI variables PEP 3333 requires that the protocol did
+    /// not carry: HTTP knows nothing of the connection; nginx sends most of
+    /// them over uwsgi and SCGI already.
+    pub fn add_connection_vars(&self, request: &mut Request, peer: &Peer) {
+        if self.protocol == Protocol::Http {
+            let (name, port) = match request.var(b"HTTP_HOST") {
+                Some(host) => split_host(host, &self.server_port),
+                None => (self.server_name.clone(), self.server_port.clone()),
+            };
+            request.set_var(b"SERVER_NAME", name);
+            request.set_var(b"SERVER_PORT", port);
+            request.set_var(b"REMOTE_ADDR", peer.addr.clone());
+            request.set_var(b"REMOTE_PORT", peer.port.clone());
+        }
+        for (key, value) in [
+            (&b"SERVER_NAME"[..], &self.server_name),
+            (b"SERVER_PORT", &self.server_port),
+            (b"REMOTE_ADDR", &peer.addr),
+        ] {
+            if request.var(key).is_none() {
+                request.vars.push((Bytes::copy_from_slice(key), value.clone()));
+            }
+        }
+        for (key, default) in [
+            (&b"SCRIPT_NAME"[..], &b""[..]),
+            (b"PATH_INFO", b""),
+            (b"QUERY_STRING", b""),
+            (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+            (b"REQUEST_METHOD", b"GET"),
+        ] {
+            if request.var(key).is_none() {
+                request
+                    .vars
+                    .push((Bytes::copy_from_slice(key), Bytes::from_static(default)));
+            }
+        }
+    }
+}
+
+/// Splits a Host header into name and port (`[::1]:8080`, `example.com`).
+fn split_host(host: &Bytes, default_port: &Bytes) -> (Bytes, Bytes) {
+    let colon = if host.first() == Some(&b'[') {
+        host.iter()
+            .position(|&b| b == b']')
+            .and_then(|end| (host.get(end + 1) == Some(&b':')).then_some(end + 1))
+    } else {
+        host.iter().rposition(|&b| b == b':')
+    };
+    match colon {
+        Some(i) if i + 1 < host.len() => (host.slice(..i), host.slice(i + 1..)),
+        Some(i) => (host.slice(..i), default_port.clone()),
+        None => (host.clone(), default_port.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_splits_into_name_and_port() {
+        let default = Bytes::from_static(b"80");
+        let cases: [(&[u8], &[u8], &[u8]); 4] = [
+            (b"example.com:8080", b"example.com", b"8080"),
+            (b"example.com", b"example.com", b"80"),
+            (b"[::1]:9000", b"[::1]", b"9000"),
+            (b"[::1]", b"[::1]", b"80"),
+        ];
+        for (host, name, port) in cases {
+            let (n, p) = split_host(&Bytes::copy_from_slice(host), &default);
+            assert_eq!((n.as_ref(), p.as_ref()), (name, port));
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Writes a response to the socket as the app's [`Event`]s arrive: encodes
+//! the head for the connection's protocol, frames the body (Content-Length,
+//! chunked, or close-delimited), coalesces small pieces into one write and
+//! sends files with sendfile.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+
+use super::date::http_date;
+use super::stream::{sendfile, Stream};
+use crate::exchange::Event;
+use crate::protocol::response::{
+    choose_framing, encode_chunk_header, encode_head, Framing, RequestShape, ResponseHead,
+    LAST_CHUNK,
+};
+
+/// Pieces larger than this are written straight from the app's buffer
+/// instead of being copied into the coalescing buffer.
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// The state of one response being written.
+#[derive(Debug)]
+pub struct ResponseWriter {
+    /// What the request implies for the head (protocol, HEAD, version).
+    shape: RequestShape,
+    /// Bytes waiting to be written, flushed when no event is ready.
+    out: BytesMut,
+    /// Body framing, chosen when the head arrives.
+    framing: Option<Framing>,
+    /// Body bytes the framing still allows (Content-Length responses).
+    remaining: u64,
+    /// Whether the connection may be reused after this response.
+    pub keep_alive: bool,
+    /// The status code, for the access log (0 until the head arrives).
+    pub status: u16,
+    /// Body bytes written, for the access log.
+    pub body_bytes: u64,
+    /// The app sent more than its Content-Length: the excess was dropped.
+    pub overflowed: bool,
+}
+
+/// What a connection should do after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Wait for the next event.
+    More,
+    /// The response is complete.
+    Done,
+    /// The app failed after the head was sent: close the connection.
+    Abort,
+}
+
+impl ResponseWriter {
+    /// A writer for a response to a request of `shape`.
+    pub fn new(shape: RequestShape) -> Self {
+        ResponseWriter {
+            shape,
+            out: BytesMut::with_capacity(1024),
+            framing: None,
+            remaining: 0,
+            keep_alive: false,
+            status: 0,
+            body_bytes: 0,
+            overflowed: false,
+        }
+    }
+
+    /// The connection's protocol.
+    pub fn protocol(&self) -> crate::protocol::Protocol {
+        self.shape.protocol
+    }
+
+    /// Whether anything has reached (or is about to reach) the client.
+    pub fn head_sent(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    /// Applies one event, writing to `stream` only when a piece is too large
+    /// to coalesce or a file is to be sent.
+    pub async fn apply<S: Stream>(&mut self, stream: &mut S, event: Event) -> std::io::Result<Next> {
+        match event {
+            Event::Head {
+                status,
+                headers,
+                known_length,
+            } => {
+                let head = ResponseHead {
+                    status: &status,
+                    headers: &headers,
+                    known_length,
+                };
+                let framing = choose_framing(&head, self.shape);
+                self.status = head.code();
+                self.keep_alive = encode_head(&mut self.out, &head, self.shape, framing, &http_date());
+                self.remaining = match framing {
+                    Framing::Length(n) => n,
+                    _ => u64::MAX,
+                };
+                self.framing = Some(framing);
+                Ok(Next::More)
+            }
+            Event::Data(data) => {
+                self.body(stream, data).await?;
+                Ok(Next::More)
+            }
+            Event::File { file, offset, len } => {
+                self.file(stream, file, offset, len).await?;
+                Ok(Next::More)
+            }
+            Event::End => {
+                match self.framing {
+                    Some(Framing::Chunked) => self.out.put_slice(LAST_CHUNK),
+                    Some(Framing::Length(_)) if self.remaining > 0 => {
+                        // Shorter than announced: the client would wait for
+                        // the rest, so the connection must close.
+                        self.keep_alive = false;
+                    }
+                    _ => {}
+                }
+                self.flush(stream).await?;
+                Ok(Next::Done)
+            }
+            Event::Abort => {
+                self.flush(stream).await?;
+                self.keep_alive = false;
+                Ok(Next::Abort)
+            }
+        }
+    }
+
+    /// Writes out whatever is buffered.
+    pub async fn flush<S: Stream>(&mut self, stream: &mut S) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Whether bytes are waiting to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    async fn body<S: Stream>(&mut self, stream: &mut S, mut data: Bytes) -> std::io::Result<()> {
+        let framing = self.framing.unwrap_or(Framing::Close);
+        if framing == Framing::Empty || data.is_empty() {
+            return Ok(());
+        }
+        if (data.len() as u64) > self.remaining {
+            self.overflowed = true;
+            data.truncate(self.remaining as usize);
+        }
+        if let Framing::Length(_) = framing {
+            self.remaining -= data.len() as u64;
+        }
+        self.body_bytes += data.len() as u64;
+        if framing == Framing::Chunked {
+            encode_chunk_header(&mut self.out, data.len());
+        }
+        if data.len() <= COPY_LIMIT {
+            self.out.put_slice(&data);
+        } else {
+            self.flush(stream).await?;
+            stream.write_all(&data).await?;
+        }
+        if framing == Framing::Chunked {
+            self.out.put_slice(b"\r\n");
+        }
+        Ok(())
+    }
+
+    async fn file<S: Stream>(
+        &mut self,
+        stream: &mut S,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<()> {
+        let framing = self.framing.unwrap_or(Framing::Close);
+        let len = len.min(self.remaining);
+        if framing == Framing::Empty || len == 0 {
+            return Ok(());
+        }
+        if framing == Framing::Chunked {
+            encode_chunk_header(&mut self.out, len as usize);
+        }
+        self.flush(stream).await?;
+        let sent = sendfile(stream, &file, offset, len).await?;
+        if sent < len {
+            // The file shrank under us: the framing can no longer be kept.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("file ended after {sent} of {len} bytes"),
+            ));
+        }
+        if let Framing::Length(_) = framing {
+            self.remaining -= sent;
+        }
+        self.body_bytes += sent;
+        if framing == Framing::Chunked {
+            self.out.put_slice(b"\r\n");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! The one trait the connection code needs from a socket, so one generic
+//! connection handler serves TCP and Unix streams alike.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use tokio::net::{TcpStream, UnixStream};
+
+/// A connected stream socket: TCP or Unix.
+pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
+    /// Waits until the socket is writable.
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Runs a non-blocking write-side syscall, clearing readiness on
+    /// `WouldBlock` (tokio's `try_io`).
+    fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
+
+impl Stream for TcpStream {
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::writable(self)
+    }
+    fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        self.try_io(Interest::WRITABLE, f)
+    }
+}
+
+impl Stream for UnixStream {
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        UnixStream::writable(self)
+    }
+    fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        self.try_io(Interest::WRITABLE, f)
+    }
+}
+
+/// Sends `len` bytes of `file` from `offset` to `sock` with sendfile(2),
+/// waiting for writability as needed. Returns the bytes sent (less than
+/// `len` only if the file was shorter than announced).
+pub async fn sendfile<S: Stream>(
+    sock: &S,
+    file: &std::fs::File,
+    mut offset: u64,
+    len: u64,
+) -> io::Result<u64> {
+    let mut sent = 0u64;
+    while sent < len {
+        let want = (len - sent).min(1 << 30) as usize;
+        let result = sock.try_write_io(|| {
+            let mut off = offset as libc::off_t;
+            // SAFETY: both fds are open for the duration of the call and
+            // `off` is a valid pointer to a local.
+            let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as u64)
+            }
+        });
+        match result {
+            Ok(0) => break,
+            Ok(n) => {
+                sent += n;
+                offset += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
+}

@@ -1,0 +1,86 @@
+//! Builds the environ dict (PEP 3333) from a request's CGI variables.
+//! String values are the raw bytes decoded as latin-1, so a UTF-8 path
+//! `/caf%C3%A9` arrives as `'cafÃ©'`, as the PEP requires.
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use super::errors::ErrorStream;
+use super::input::Input;
+use crate::exchange::Body;
+use crate::protocol::Request;
+
+/// Per-worker facts every environ carries.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerFacts {
+    /// `wsgi.multithread`: more than one Python thread.
+    pub multithread: bool,
+    /// `wsgi.multiprocess`: more than one worker process.
+    pub multiprocess: bool,
+}
+
+/// Decodes raw bytes as latin-1 into a Python str.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    // SAFETY: the pointer and length describe a live slice; latin-1
+    // decoding cannot fail, and a NULL (memory error) is handled below.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as pyo3::ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        if ptr.is_null() {
+            return PyString::new(py, &String::from_utf8_lossy(bytes));
+        }
+        Bound::from_owned_ptr(py, ptr).cast_into_unchecked()
+    }
+}
+
+/// Builds the environ for `request`, taking its body as `wsgi.input`.
+pub fn build<'py>(
+    py: Python<'py>,
+    request: &Request,
+    body: Body,
+    label: &str,
+    facts: WorkerFacts,
+    file_wrapper: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    for (key, value) in &request.vars {
+        environ.set_item(key_str(py, key), latin1(py, value))?;
+    }
+    let scheme = if is_https(request) { "https" } else { "http" };
+    environ.set_item(pyo3::intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+    environ.set_item(pyo3::intern!(py, "wsgi.url_scheme"), scheme)?;
+    environ.set_item(pyo3::intern!(py, "wsgi.input"), Input::new(body))?;
+    environ.set_item(pyo3::intern!(py, "wsgi.errors"), ErrorStream::new(label))?;
+    environ.set_item(pyo3::intern!(py, "wsgi.multithread"), facts.multithread)?;
+    environ.set_item(pyo3::intern!(py, "wsgi.multiprocess"), facts.multiprocess)?;
+    environ.set_item(pyo3::intern!(py, "wsgi.run_once"), false)?;
+    environ.set_item(pyo3::intern!(py, "wsgi.input_terminated"), true)?;
+    environ.set_item(pyo3::intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+    Ok(environ)
+}
+
+/// Variable names are interned: the same few dozen come with every request.
+fn key_str<'py>(py: Python<'py>, key: &Bytes) -> Bound<'py, PyString> {
+    match std::str::from_utf8(key) {
+        Ok(s) => PyString::intern(py, s),
+        Err(_) => latin1(py, key),
+    }
+}
+
+/// Whether the proxy says the client used TLS (`HTTPS=on` from nginx's
+/// params, or `REQUEST_SCHEME=https` / `UWSGI_SCHEME=https`).
+fn is_https(request: &Request) -> bool {
+    let on = |key: &[u8], want: &[&[u8]]| {
+        request
+            .var(key)
+            .is_some_and(|v| want.iter().any(|w| v.eq_ignore_ascii_case(w)))
+    };
+    on(b"HTTPS", &[b"on", b"1"])
+        || on(b"REQUEST_SCHEME", &[b"https"])
+        || on(b"UWSGI_SCHEME", &[b"https"])
+        || on(b"wsgi.url_scheme", &[b"https"])
+}

@@ -1,0 +1,207 @@
+//! Starting the embedded CPython and loading the app: `--chdir`,
+//! `--pythonpath`, `--home`, then `--module` / `--wsgi-file` (or the
+//! built-in demo app). A failure here is fatal, with the Python traceback:
+//! better than a server that answers 500 forever.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyModule};
+
+use super::file_wrapper::FileWrapper;
+
+/// The built-in demo app, served when no app is given.
+const DEMO_APP: &str = include_str!("demo_app.py");
+
+/// Where the app comes from and what it imports from.
+#[derive(Debug, Clone, Default)]
+pub struct AppSpec {
+    /// `package.module[:callable]`.
+    pub module: Option<String>,
+    /// A Python file defining the app.
+    pub wsgi_file: Option<PathBuf>,
+    /// The callable's name (default `application`, then `app`).
+    pub callable: Option<String>,
+    /// Directory to change to first; also put on sys.path.
+    pub chdir: Option<PathBuf>,
+    /// Extra sys.path entries.
+    pub pythonpath: Vec<PathBuf>,
+    /// A virtualenv whose site-packages are added.
+    pub home: Option<PathBuf>,
+}
+
+impl AppSpec {
+    /// A short description for logs: `myproject.wsgi:application`.
+    pub fn describe(&self) -> String {
+        match (&self.module, &self.wsgi_file) {
+            (Some(m), _) => m.clone(),
+            (None, Some(f)) => f.display().to_string(),
+            (None, None) => "built-in demo app".to_string(),
+        }
+    }
+}
+
+/// The loaded app and the objects every request shares.
+pub struct LoadedApp {
+    /// The WSGI callable.
+    pub callable: Py<PyAny>,
+    /// The `wsgi.file_wrapper` type.
+    pub file_wrapper: Py<PyAny>,
+}
+
+/// Starts the interpreter (once per process).
+pub fn start() {
+    Python::initialize();
+}
+
+/// Prepares sys.path and imports the app. The error is a complete message
+/// (which module or callable failed, and the traceback).
+pub fn load(spec: &AppSpec) -> Result<LoadedApp, String> {
+    Python::attach(|py| {
+        prepare_paths(py, spec).map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))?;
+        let callable = import_app(py, spec)?;
+        let file_wrapper = py.get_type::<FileWrapper>().into_any().unbind();
+        Ok(LoadedApp {
+            callable,
+            file_wrapper,
+        })
+    })
+}
+
+fn prepare_paths(py: Python<'_>, spec: &AppSpec) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    sys.setattr("argv", PyList::new(py, ["rwsgi"])?)?;
+    let path = sys.getattr("path")?.cast_into::<PyList>()?;
+    if let Some(dir) = &spec.chdir {
+        std::env::set_current_dir(dir).map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("cannot chdir to {}: {e}", dir.display()))
+        })?;
+    }
+    if let Some(home) = &spec.home {
+        add_venv(py, home)?;
+    }
+    for dir in spec.pythonpath.iter().rev() {
+        path.insert(0, dir.to_string_lossy().as_ref())?;
+    }
+    // Like uWSGI and Gunicorn: the working directory is importable.
+    let cwd = std::env::current_dir().map(|d| d.to_string_lossy().into_owned())?;
+    path.insert(0, cwd)?;
+    Ok(())
+}
+
+/// Adds a virtualenv's site-packages (and its .pth files) to sys.path.
+fn add_venv(py: Python<'_>, home: &Path) -> PyResult<()> {
+    let version = py.version_info();
+    let site_packages = home
+        .join("lib")
+        .join(format!("python{}.{}", version.major, version.minor))
+        .join("site-packages");
+    if !site_packages.is_dir() {
+        return Err(pyo3::exceptions::PyOSError::new_err(format!(
+            "--home {}: no {} (is it a Python {}.{} virtualenv?)",
+            home.display(),
+            site_packages.display(),
+            version.major,
+            version.minor
+        )));
+    }
+    py.import("site")?
+        .call_method1("addsitedir", (site_packages.to_string_lossy().as_ref(),))?;
+    Ok(())
+}
+
+fn import_app(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, String> {
+    let (module, source, attr) = match (&spec.module, &spec.wsgi_file) {
+        (Some(target), _) => {
+            let (module_name, attr) = match target.split_once(':') {
+                Some((m, a)) => (m, Some(a.to_string())),
+                None => (target.as_str(), None),
+            };
+            let module = py
+                .import(module_name)
+                .map_err(|e| format!("cannot import module {module_name:?}: {}", format_traceback(py, &e)))?;
+            (module, module_name.to_string(), attr.or_else(|| spec.callable.clone()))
+        }
+        (None, Some(file)) => {
+            let module = load_file(py, file)
+                .map_err(|e| format!("cannot load wsgi-file {}: {}", file.display(), format_traceback(py, &e)))?;
+            (module, file.display().to_string(), spec.callable.clone())
+        }
+        (None, None) => {
+            let module = PyModule::from_code(
+                py,
+                &CString::new(DEMO_APP).expect("demo app has no NUL"),
+                c"rwsgi_demo_app.py",
+                c"rwsgi_demo_app",
+            )
+            .map_err(|e| format!("cannot load the demo app: {}", format_traceback(py, &e)))?;
+            (module, "the demo app".to_string(), None)
+        }
+    };
+    resolve_callable(py, &module, &source, attr.as_deref())
+}
+
+/// Executes a Python file as a module named after it.
+fn load_file<'py>(py: Python<'py>, file: &Path) -> PyResult<Bound<'py, PyModule>> {
+    let code = std::fs::read_to_string(file)
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read it: {e}")))?;
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().replace(|c: char| !c.is_alphanumeric(), "_"))
+        .unwrap_or_else(|| "wsgi_file".into());
+    let module_name = format!("rwsgi_file_{stem}");
+    let code = CString::new(code).map_err(|_| pyo3::exceptions::PyValueError::new_err("file contains a NUL byte"))?;
+    let file_name = CString::new(file.to_string_lossy().as_bytes())
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("path contains a NUL byte"))?;
+    let module_cname = CString::new(module_name).expect("no NUL");
+    PyModule::from_code(py, &code, &file_name, &module_cname)
+}
+
+/// Finds the callable: the given name (a trailing `()` calls a factory),
+/// else `application`, else `app`.
+fn resolve_callable(py: Python<'_>, module: &Bound<'_, PyModule>, source: &str, attr: Option<&str>) -> Result<Py<PyAny>, String> {
+    let (name, factory) = match attr {
+        Some(a) => match a.strip_suffix("()") {
+            Some(f) => (f.to_string(), true),
+            None => (a.to_string(), false),
+        },
+        None => {
+            let found = ["application", "app"]
+                .into_iter()
+                .find(|n| module.hasattr(*n).unwrap_or(false));
+            match found {
+                Some(n) => (n.to_string(), false),
+                None => return Err(format!("{source} defines neither `application` nor `app` (use --callable NAME)")),
+            }
+        }
+    };
+    let mut object = module
+        .getattr(name.as_str())
+        .map_err(|_| format!("{source} has no callable named {name:?}"))?;
+    if factory {
+        object = object
+            .call0()
+            .map_err(|e| format!("factory {source}:{name}() raised: {}", format_traceback(py, &e)))?;
+    }
+    if !object.is_callable() {
+        return Err(format!("{source}:{name} is not callable"));
+    }
+    Ok(object.unbind())
+}
+
+/// Formats an exception with its traceback, as Python would print it.
+pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        let joined: String = lines
+            .try_iter()?
+            .filter_map(|l| l.ok()?.extract::<String>().ok())
+            .collect();
+        Ok(joined)
+    });
+    match formatted {
+        Ok(text) => text.trim_end().to_string(),
+        Err(_) => err.to_string(),
+    }
+}

@@ -1,0 +1,28 @@
+//! The Python side: the embedded interpreter, app loading, and PEP 3333.
+//! Python threads never touch sockets: requests arrive as
+//! [`Job`](crate::exchange::Job)s, bodies and responses travel over bounded
+//! channels, and every wait on them releases the GIL.
+//!
+//! # Layout
+//!
+//! - `interpreter`: starting CPython, sys.path, loading the app.
+//! - `pool`: the fixed pool of Python threads behind a bounded queue.
+//! - `call`: one request: call the app, iterate its body, `close()` it.
+//! - `environ`: the environ dict from a request's CGI variables.
+//! - `input`: `wsgi.input`.
+//! - `responder`: `start_response` and `write()`.
+//! - `file_wrapper`: `wsgi.file_wrapper`.
+//! - `errors`: `wsgi.errors`, written to the server log.
+
+mod call;
+mod environ;
+mod errors;
+mod file_wrapper;
+mod input;
+pub mod interpreter;
+pub mod pool;
+mod responder;
+
+pub use interpreter::{AppSpec, LoadedApp};
+pub use pool::ThreadPool;
+pub use environ::WorkerFacts;

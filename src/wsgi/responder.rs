@@ -1,0 +1,255 @@
+//! `start_response` and the `write()` callable it returns. Validates the
+//! status and headers (a bad one raises in the app, which becomes a 500:
+//! never a split or malformed response), honours `exc_info`, and sends the
+//! head lazily, with the first non-empty body piece.
+
+use bytes::Bytes;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+use tokio::sync::mpsc;
+
+use crate::exchange::Event;
+
+/// The client is gone: the app's output has nowhere to go.
+#[derive(Debug)]
+pub struct Disconnected;
+
+/// Response state of one request, shared by `start_response`, `write()`
+/// and the body iteration.
+#[pyclass(module = "rwsgi")]
+pub struct Responder {
+    /// The status set by the latest `start_response`.
+    status: Option<Bytes>,
+    /// The headers set by the latest `start_response`.
+    headers: Vec<(Bytes, Bytes)>,
+    /// Whether the head has gone to the connection (no more changes).
+    head_sent: bool,
+    /// The connection's end of the response.
+    events: mpsc::Sender<Event>,
+    /// Set once a send failed: the client disconnected.
+    gone: bool,
+}
+
+impl Responder {
+    /// A responder that sends to `events`.
+    pub fn new(events: mpsc::Sender<Event>) -> Self {
+        Responder {
+            status: None,
+            headers: Vec::new(),
+            head_sent: false,
+            events,
+            gone: false,
+        }
+    }
+
+    /// Whether `start_response` has been called.
+    pub fn started(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// Whether the head has been sent.
+    pub fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// Whether the client has gone away.
+    pub fn gone(&self) -> bool {
+        self.gone
+    }
+
+    /// Sends an event, waiting (without the GIL) while the connection is
+    /// behind.
+    pub fn send(&mut self, py: Python<'_>, event: Event) -> Result<(), Disconnected> {
+        if self.gone {
+            return Err(Disconnected);
+        }
+        let events = &self.events;
+        if py.detach(|| events.blocking_send(event)).is_err() {
+            self.gone = true;
+            return Err(Disconnected);
+        }
+        Ok(())
+    }
+
+    /// Sends the head, once. `known_length` is the body length when the
+    /// iterable made it known.
+    pub fn send_head(&mut self, py: Python<'_>, known_length: Option<u64>) -> PyResult<Result<(), Disconnected>> {
+        if self.head_sent {
+            return Ok(Ok(()));
+        }
+        let Some(status) = self.status.clone() else {
+            return Err(PyRuntimeError::new_err(
+                "the app returned body data before calling start_response",
+            ));
+        };
+        self.head_sent = true;
+        let headers = std::mem::take(&mut self.headers);
+        Ok(self.send(
+            py,
+            Event::Head {
+                status,
+                headers,
+                known_length,
+            },
+        ))
+    }
+
+    /// Sends one body piece, sending the head first if needed. Empty
+    /// pieces send nothing (a lazy generator may start the response later).
+    pub fn send_body(&mut self, py: Python<'_>, data: Bytes) -> PyResult<Result<(), Disconnected>> {
+        if data.is_empty() {
+            return Ok(Ok(()));
+        }
+        if let Err(gone) = self.send_head(py, None)? {
+            return Ok(Err(gone));
+        }
+        Ok(self.send(py, Event::Data(data)))
+    }
+}
+
+#[pymethods]
+impl Responder {
+    /// PEP 3333 `start_response(status, response_headers, exc_info=None)`.
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn start_response<'py>(
+        slf: Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let mut this = slf.borrow_mut();
+            if let Some(exc_info) = exc_info {
+                if this.head_sent {
+                    return Err(reraise(exc_info));
+                }
+            } else if this.status.is_some() {
+                return Err(PyRuntimeError::new_err(
+                    "start_response called a second time without exc_info",
+                ));
+            }
+            let status = validate_status(status)?;
+            let headers = validate_headers(headers)?;
+            this.status = Some(status);
+            this.headers = headers;
+        }
+        slf.getattr(pyo3::intern!(slf.py(), "write"))
+    }
+
+    /// The legacy `write(data)` callable: sends `data` at once.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
+        let data = Bytes::copy_from_slice(bytes.as_bytes());
+        match self.send_body(py, data)? {
+            Ok(()) => Ok(()),
+            Err(Disconnected) => Err(pyo3::exceptions::PyConnectionAbortedError::new_err(
+                "client disconnected",
+            )),
+        }
+    }
+}
+
+/// Re-raises the exception in `exc_info` (type, value, traceback).
+fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
+    match exc_info
+        .cast::<PyTuple>()
+        .ok()
+        .and_then(|t| t.get_item(1).ok())
+    {
+        Some(value) if !value.is_none() => PyErr::from_value(value),
+        _ => PyRuntimeError::new_err("start_response: exc_info given after headers were sent"),
+    }
+}
+
+/// A status must be a str `NNN Reason`, latin-1, without control characters.
+fn validate_status(status: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let text = status
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("status must be a str, not {}", type_name(status))))?
+        .to_str()?;
+    let bytes = latin1_bytes(text, "status")?;
+    let well_formed = bytes.len() >= 4
+        && bytes[..3].iter().all(u8::is_ascii_digit)
+        && bytes[3] == b' '
+        && bytes[0] != b'0';
+    if !well_formed || bytes.len() < 3 {
+        return Err(PyValueError::new_err(format!(
+            "status must look like '200 OK', got {text:?}"
+        )));
+    }
+    if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(PyValueError::new_err(format!(
+            "status contains a control character: {text:?}"
+        )));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Headers must be a list of (str, str) tuples: token names, latin-1
+/// values without CR, LF or other control characters.
+fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
+    if !headers.is_instance_of::<pyo3::types::PyList>() {
+        return Err(PyTypeError::new_err(format!(
+            "response_headers must be a list, not {}",
+            type_name(headers)
+        )));
+    }
+    let mut out = Vec::new();
+    for item in headers.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!("each header must be a tuple, not {}", type_name(&item)))
+        })?;
+        if pair.len() != 2 {
+            return Err(PyValueError::new_err("each header must be a (name, value) tuple"));
+        }
+        let name = header_str(&pair.get_item(0)?, "header name")?;
+        let value = header_str(&pair.get_item(1)?, "header value")?;
+        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+            return Err(PyValueError::new_err(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(PyValueError::new_err(format!(
+                "header {} has a control character (CR/LF?) in its value",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        out.push((Bytes::from(name), Bytes::from(value)));
+    }
+    Ok(out)
+}
+
+fn header_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let text = obj
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(obj))))?
+        .to_str()?;
+    latin1_bytes(text, what)
+}
+
+/// Encodes `text` as latin-1, refusing characters past U+00FF.
+fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| PyValueError::new_err(format!("{what} is not latin-1: {text:?}")))
+}
+
+/// RFC 9110 token characters.
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
