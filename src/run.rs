@@ -36,7 +36,8 @@ pub fn app_spec(cli: &Cli) -> AppSpec {
 pub fn serve(cli: Cli) -> Result<(), StartError> {
     let spec = app_spec(&cli);
     interpreter::start();
-    let app = interpreter::load(&spec).map_err(|e| StartError(format!("cannot load the app ({}): {e}", spec.describe())))?;
+    let app = interpreter::load(&spec)
+        .map_err(|e| StartError(format!("cannot load the app ({}): {e}", spec.describe())))?;
     let listeners: Vec<(ListenSpec, BoundSocket)> = cli
         .listeners()
         .into_iter()
@@ -91,7 +92,10 @@ pub fn serve(cli: Cli) -> Result<(), StartError> {
 /// Resolves on SIGINT or SIGTERM.
 async fn wait_for_stop() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

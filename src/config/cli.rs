@@ -20,7 +20,12 @@ pub struct Cli {
     pub http_socket: Vec<ListenAddr>,
 
     /// Serve the uwsgi protocol (nginx `uwsgi_pass`) on ADDR. Repeatable.
-    #[arg(long = "uwsgi-socket", visible_alias = "socket", short = 's', value_name = "ADDR")]
+    #[arg(
+        long = "uwsgi-socket",
+        visible_alias = "socket",
+        short = 's',
+        value_name = "ADDR"
+    )]
     pub uwsgi_socket: Vec<ListenAddr>,
 
     /// Serve SCGI (nginx `scgi_pass`) on ADDR. Repeatable.
@@ -29,11 +34,21 @@ pub struct Cli {
 
     /// The WSGI app as `package.module:callable` (or `package.module`, with
     /// --callable). `module:factory()` calls a factory to get the app.
-    #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE[:CALLABLE]")]
+    #[arg(
+        long,
+        short = 'w',
+        visible_alias = "wsgi",
+        value_name = "MODULE[:CALLABLE]"
+    )]
     pub module: Option<String>,
 
     /// Load the WSGI app from a Python file.
-    #[arg(long = "wsgi-file", visible_alias = "file", value_name = "PATH", conflicts_with = "module")]
+    #[arg(
+        long = "wsgi-file",
+        visible_alias = "file",
+        value_name = "PATH",
+        conflicts_with = "module"
+    )]
     pub wsgi_file: Option<PathBuf>,
 
     /// The name of the WSGI callable [default: application, then app].
@@ -49,7 +64,13 @@ pub struct Cli {
     pub pythonpath: Vec<PathBuf>,
 
     /// A virtualenv whose site-packages the app imports from.
-    #[arg(long, short = 'H', visible_alias = "virtualenv", visible_alias = "venv", value_name = "DIR")]
+    #[arg(
+        long,
+        short = 'H',
+        visible_alias = "virtualenv",
+        visible_alias = "venv",
+        value_name = "DIR"
+    )]
     pub home: Option<PathBuf>,
 
     /// Python threads that run requests.
@@ -71,7 +92,12 @@ pub struct Cli {
 
     /// Largest uwsgi vars block / SCGI netstring, in bytes (uWSGI's
     /// buffer-size; here it defaults to the protocol maximum).
-    #[arg(long = "buffer-size", short = 'b', default_value_t = 65535, value_name = "BYTES")]
+    #[arg(
+        long = "buffer-size",
+        short = 'b',
+        default_value_t = 65535,
+        value_name = "BYTES"
+    )]
     pub buffer_size: usize,
 
     /// Largest request body in bytes, 0 for no limit (413 past it).

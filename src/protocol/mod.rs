@@ -133,11 +133,14 @@ impl Request {
 /// Size limits the codecs enforce before buffering what a peer declares.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Longest HTTP request line, in bytes (414 past it). Default 8190.
+    /// Longest HTTP request line, in bytes, CRLF not counted (414 past it,
+    /// as soon as that many bytes arrived without a CRLF). Default 8190.
     pub request_line: usize,
     /// Most header fields in one HTTP head (431 past it). Default 100.
     pub header_count: usize,
-    /// Longest single HTTP header field, name and value, in bytes (431).
+    /// Longest single HTTP header field line, in bytes, counting its name,
+    /// colon, value and CRLF (431). The same measure as gunicorn's
+    /// `limit_request_field_size`, so a value carried over behaves the same.
     /// Default 8190.
     pub header_field: usize,
     /// Largest whole HTTP head, in bytes (431). Default 65536.

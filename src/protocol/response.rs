@@ -82,7 +82,9 @@ pub fn choose_framing(head: &ResponseHead<'_>, req: RequestShape) -> Framing {
     if let Some(len) = head.content_length().or(head.known_length) {
         return Framing::Length(len);
     }
-    if req.protocol == Protocol::Http && !req.http10 && req.keep_alive {
+    // Chunked even when the connection closes afterwards: the last chunk
+    // tells the client the body is complete, a bare close does not.
+    if req.protocol == Protocol::Http && !req.http10 {
         Framing::Chunked
     } else {
         Framing::Close
@@ -238,7 +240,13 @@ mod tests {
     fn render(head: &ResponseHead<'_>, req: RequestShape) -> (String, Framing) {
         let framing = choose_framing(head, req);
         let mut out = BytesMut::new();
-        encode_head(&mut out, head, req, framing, b"Thu, 01 Jan 2026 00:00:00 GMT");
+        encode_head(
+            &mut out,
+            head,
+            req,
+            framing,
+            b"Thu, 01 Jan 2026 00:00:00 GMT",
+        );
         (String::from_utf8(out.to_vec()).unwrap(), framing)
     }
 
@@ -287,7 +295,10 @@ mod tests {
 
     #[test]
     fn scgi_uses_a_status_line() {
-        let headers = [(Bytes::from_static(b"Content-Type"), Bytes::from_static(b"text/plain"))];
+        let headers = [(
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"text/plain"),
+        )];
         let head = ResponseHead {
             status: b"404 Not Found",
             headers: &headers,

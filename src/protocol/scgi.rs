@@ -33,7 +33,9 @@ impl ScgiCodec {
         let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits == buf.len() {
             if digits > MAX_LEN_DIGITS {
-                return Err(ProtocolError::bad("SCGI netstring length has too many digits"));
+                return Err(ProtocolError::bad(
+                    "SCGI netstring length has too many digits",
+                ));
             }
             return Ok(None);
         }

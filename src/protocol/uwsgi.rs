@@ -179,14 +179,18 @@ mod tests {
                 got = Some(r);
             }
         }
-        assert_eq!(got.unwrap().var(b"HTTP_HOST").unwrap().as_ref(), b"example.com");
+        assert_eq!(
+            got.unwrap().var(b"HTTP_HOST").unwrap().as_ref(),
+            b"example.com"
+        );
     }
 
     #[test]
     fn vars_block_of_65535_bytes_is_accepted() {
-        let big = vec![b'a'; 65535 - 4 - 8];
+        // 2 + 10 (key) + 2 + value = 65535: the largest block a u16 declares.
+        let big = vec![b'a'; 65535 - 2 - 10 - 2];
         let packet = encode_packet(&[(b"HTTP_X_BIG", &big)]);
-        assert_eq!(packet.len(), 4 + 65535 - 8 + 10);
+        assert_eq!(packet.len(), 4 + 65535);
         let mut buf = BytesMut::from(&packet[..]);
         let req = UwsgiCodec::new(Limits::default())
             .decode(&mut buf)

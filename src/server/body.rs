@@ -97,7 +97,11 @@ impl BodyDecoder {
             }
             buf.reserve(MAX_PIECE.min(16 * 1024));
             match stream.read_buf(buf).await {
-                Ok(0) => return Err(BodyError::Io("client closed the connection mid-body".into())),
+                Ok(0) => {
+                    return Err(BodyError::Io(
+                        "client closed the connection mid-body".into(),
+                    ))
+                }
                 Ok(_) => {}
                 Err(e) => return Err(BodyError::Io(format!("read error mid-body: {e}"))),
             }
@@ -132,7 +136,9 @@ pub async fn prebuffer<S: Stream>(
                 buf.reserve(n - buf.len());
                 match stream.read_buf(buf).await {
                     Ok(0) => {
-                        return Err(BodyError::Io("client closed the connection mid-body".into()))
+                        return Err(BodyError::Io(
+                            "client closed the connection mid-body".into(),
+                        ))
                     }
                     Ok(_) => {}
                     Err(e) => return Err(BodyError::Io(format!("read error mid-body: {e}"))),

@@ -93,7 +93,12 @@ async fn read_head<S: Stream>(
 
 /// Answers a request the codec rejected, logs why, and lets the caller
 /// close: nothing after a bad head can be trusted to be framed right.
-async fn reject<S: Stream>(stream: &mut S, ctx: &ListenerContext, peer: &Peer, err: &ProtocolError) {
+async fn reject<S: Stream>(
+    stream: &mut S,
+    ctx: &ListenerContext,
+    peer: &Peer,
+    err: &ProtocolError,
+) {
     tracing::info!(
         peer = %peer,
         listener = %ctx.name,
@@ -128,10 +133,14 @@ async fn serve_request<S: Stream>(
     };
     let shared = &ctx.shared;
     let mut decoder = BodyDecoder::new(request.body);
-    if request.expect_continue && !decoder.is_done() {
-        if stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
-            return After::Close;
-        }
+    if request.expect_continue
+        && !decoder.is_done()
+        && stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
+        return After::Close;
     }
     let chunked = request.body == BodyFraming::Chunked;
     let prebuffered = prebuffer(
@@ -186,7 +195,13 @@ async fn serve_request<S: Stream>(
         );
         let retry = shared.retry_after.to_string();
         let body = "server overloaded, retry later\n";
-        let response = simple_response(ctx.protocol, 503, reason(503), body, &[("Retry-After", &retry)]);
+        let response = simple_response(
+            ctx.protocol,
+            503,
+            reason(503),
+            body,
+            &[("Retry-After", &retry)],
+        );
         let _ = stream.write_all(&response).await;
         return After::Close;
     }
@@ -259,7 +274,13 @@ async fn pump<S: Stream>(
         let Some(event) = event else {
             tracing::error!(source = "rwsgi", request = %label, "internal error: the app's thread dropped the response");
             if !writer.head_sent() {
-                let response = simple_response(writer.protocol(), 500, reason(500), "Internal Server Error\n", &[]);
+                let response = simple_response(
+                    writer.protocol(),
+                    500,
+                    reason(500),
+                    "Internal Server Error\n",
+                    &[],
+                );
                 let _ = stream.write_all(&response).await;
             }
             return false;
@@ -284,11 +305,18 @@ async fn pump<S: Stream>(
 
 /// `METHOD /path?query` for log lines.
 fn request_label(request: &Request) -> String {
-    let method = request.var(b"REQUEST_METHOD").map(|v| v.as_ref()).unwrap_or(b"-");
+    let method = request
+        .var(b"REQUEST_METHOD")
+        .map(|v| v.as_ref())
+        .unwrap_or(b"-");
     let uri = request
         .var(b"REQUEST_URI")
         .or_else(|| request.var(b"PATH_INFO"))
         .map(|v| v.as_ref())
         .unwrap_or(b"-");
-    format!("{} {}", String::from_utf8_lossy(method), String::from_utf8_lossy(uri))
+    format!(
+        "{} {}",
+        String::from_utf8_lossy(method),
+        String::from_utf8_lossy(uri)
+    )
 }

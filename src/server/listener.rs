@@ -130,7 +130,11 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 }
 
 /// Accepts connections on `socket` forever, one task per connection.
-pub async fn accept_loop(socket: BoundSocket, spec: ListenSpec, shared: Arc<Shared>) -> io::Result<()> {
+pub async fn accept_loop(
+    socket: BoundSocket,
+    spec: ListenSpec,
+    shared: Arc<Shared>,
+) -> io::Result<()> {
     match socket {
         BoundSocket::Tcp(std_listener) => {
             std_listener.set_nonblocking(true)?;

@@ -96,7 +96,9 @@ impl ListenerContext {
             (b"REMOTE_ADDR", &peer.addr),
         ] {
             if request.var(key).is_none() {
-                request.vars.push((Bytes::copy_from_slice(key), value.clone()));
+                request
+                    .vars
+                    .push((Bytes::copy_from_slice(key), value.clone()));
             }
         }
         for (key, default) in [

@@ -77,7 +77,11 @@ impl ResponseWriter {
 
     /// Applies one event, writing to `stream` only when a piece is too large
     /// to coalesce or a file is to be sent.
-    pub async fn apply<S: Stream>(&mut self, stream: &mut S, event: Event) -> std::io::Result<Next> {
+    pub async fn apply<S: Stream>(
+        &mut self,
+        stream: &mut S,
+        event: Event,
+    ) -> std::io::Result<Next> {
         match event {
             Event::Head {
                 status,
@@ -91,7 +95,8 @@ impl ResponseWriter {
                 };
                 let framing = choose_framing(&head, self.shape);
                 self.status = head.code();
-                self.keep_alive = encode_head(&mut self.out, &head, self.shape, framing, &http_date());
+                self.keep_alive =
+                    encode_head(&mut self.out, &head, self.shape, framing, &http_date());
                 self.remaining = match framing {
                     Framing::Length(n) => n,
                     _ => u64::MAX,
@@ -187,6 +192,7 @@ impl ResponseWriter {
         }
         self.flush(stream).await?;
         let sent = sendfile(stream, &file, offset, len).await?;
+        tracing::debug!("sent {sent} bytes of a file with sendfile");
         if sent < len {
             // The file shrank under us: the framing can no longer be kept.
             return Err(std::io::Error::new(

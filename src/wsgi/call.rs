@@ -54,7 +54,13 @@ pub fn run(py: Python<'_>, app: &LoadedApp, facts: WorkerFacts, job: Job) -> Out
     let sent = send_body(py, &responder, &iterable);
     let closed = close(py, &iterable);
     match (sent, closed) {
-        (Err(e), _) => fail(py, &responder, &label, "the app's response iterable raised", &e),
+        (Err(e), _) => fail(
+            py,
+            &responder,
+            &label,
+            "the app's response iterable raised",
+            &e,
+        ),
         (Ok(Err(Disconnected)), _) => {
             tracing::debug!(request = %label, "client went away mid-response; close() called");
             Outcome::ClientGone
@@ -95,7 +101,10 @@ fn send_body(
         let bytes = item.cast::<PyBytes>().map_err(|_| {
             pyo3::exceptions::PyTypeError::new_err(format!(
                 "the app's iterable yielded {}, not bytes",
-                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         let data = to_bytes(bytes);
@@ -174,7 +183,9 @@ fn finish(py: Python<'_>, responder: &Bound<'_, Responder>, label: &str) -> Outc
     let mut r = responder.borrow_mut();
     if !r.started() {
         drop(r);
-        let e = pyo3::exceptions::PyRuntimeError::new_err("the app returned without calling start_response");
+        let e = pyo3::exceptions::PyRuntimeError::new_err(
+            "the app returned without calling start_response",
+        );
         return fail(py, responder, label, "the app broke the WSGI protocol", &e);
     }
     let head = r.send_head(py, Some(0));
@@ -194,7 +205,13 @@ fn finish(py: Python<'_>, responder: &Bound<'_, Responder>, label: &str) -> Outc
 
 /// Logs an app failure with its traceback, then answers 500 if nothing was
 /// sent yet, or aborts the connection if the head is already out.
-fn fail(py: Python<'_>, responder: &Bound<'_, Responder>, label: &str, what: &str, err: &PyErr) -> Outcome {
+fn fail(
+    py: Python<'_>,
+    responder: &Bound<'_, Responder>,
+    label: &str,
+    what: &str,
+    err: &PyErr,
+) -> Outcome {
     let mut r = responder.borrow_mut();
     if r.gone() {
         return Outcome::ClientGone;

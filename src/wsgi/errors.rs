@@ -60,7 +60,11 @@ impl ErrorStream {
 
 impl Drop for ErrorStream {
     fn drop(&mut self) {
-        let pending = self.pending.get_mut().map(std::mem::take).unwrap_or_default();
+        let pending = self
+            .pending
+            .get_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         if !pending.is_empty() {
             self.emit(&pending);
         }

@@ -100,4 +100,3 @@ impl FileWrapper {
         Some(SendableFile { file, offset, len })
     }
 }
-

@@ -41,7 +41,9 @@ impl Input {
     /// Waits (without the GIL) for the next piece. Returns false at the end.
     fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
         if let Some(why) = &self.failed {
-            return Err(PyOSError::new_err(format!("request body incomplete: {why}")));
+            return Err(PyOSError::new_err(format!(
+                "request body incomplete: {why}"
+            )));
         }
         let Some(rx) = self.source.as_mut() else {
             return Ok(false);
@@ -66,13 +68,17 @@ impl Input {
             Some(BodyMsg::Failed(why)) => {
                 self.source = None;
                 self.failed = Some(why.clone());
-                Err(PyOSError::new_err(format!("request body incomplete: {why}")))
+                Err(PyOSError::new_err(format!(
+                    "request body incomplete: {why}"
+                )))
             }
             None => {
                 self.source = None;
                 let why = "the connection closed before the body ended".to_string();
                 self.failed = Some(why.clone());
-                Err(PyOSError::new_err(format!("request body incomplete: {why}")))
+                Err(PyOSError::new_err(format!(
+                    "request body incomplete: {why}"
+                )))
             }
         }
     }
@@ -97,7 +103,11 @@ impl Input {
     }
 
     /// Reads one line of at most `limit` bytes.
-    fn line<'py>(&mut self, py: Python<'py>, limit: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn line<'py>(
+        &mut self,
+        py: Python<'py>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let mut searched = 0;
         loop {
             let cap = limit.unwrap_or(usize::MAX);
@@ -139,13 +149,21 @@ impl Input {
 
     /// Reads one line (ending in `\n`), of at most `size` bytes.
     #[pyo3(signature = (size=None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         self.line(py, size_arg(size))
     }
 
     /// Reads lines until the end, or until about `hint` bytes were read.
     #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let hint = size_arg(hint).filter(|&h| h > 0);
         let lines = PyList::empty(py);
         let mut total = 0;

@@ -59,7 +59,8 @@ pub fn start() {
 /// (which module or callable failed, and the traceback).
 pub fn load(spec: &AppSpec) -> Result<LoadedApp, String> {
     Python::attach(|py| {
-        prepare_paths(py, spec).map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))?;
+        prepare_paths(py, spec)
+            .map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))?;
         let callable = import_app(py, spec)?;
         let file_wrapper = py.get_type::<FileWrapper>().into_any().unbind();
         Ok(LoadedApp {
@@ -118,14 +119,26 @@ fn import_app(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, String> {
                 Some((m, a)) => (m, Some(a.to_string())),
                 None => (target.as_str(), None),
             };
-            let module = py
-                .import(module_name)
-                .map_err(|e| format!("cannot import module {module_name:?}: {}", format_traceback(py, &e)))?;
-            (module, module_name.to_string(), attr.or_else(|| spec.callable.clone()))
+            let module = py.import(module_name).map_err(|e| {
+                format!(
+                    "cannot import module {module_name:?}: {}",
+                    format_traceback(py, &e)
+                )
+            })?;
+            (
+                module,
+                module_name.to_string(),
+                attr.or_else(|| spec.callable.clone()),
+            )
         }
         (None, Some(file)) => {
-            let module = load_file(py, file)
-                .map_err(|e| format!("cannot load wsgi-file {}: {}", file.display(), format_traceback(py, &e)))?;
+            let module = load_file(py, file).map_err(|e| {
+                format!(
+                    "cannot load wsgi-file {}: {}",
+                    file.display(),
+                    format_traceback(py, &e)
+                )
+            })?;
             (module, file.display().to_string(), spec.callable.clone())
         }
         (None, None) => {
@@ -148,10 +161,14 @@ fn load_file<'py>(py: Python<'py>, file: &Path) -> PyResult<Bound<'py, PyModule>
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read it: {e}")))?;
     let stem = file
         .file_stem()
-        .map(|s| s.to_string_lossy().replace(|c: char| !c.is_alphanumeric(), "_"))
+        .map(|s| {
+            s.to_string_lossy()
+                .replace(|c: char| !c.is_alphanumeric(), "_")
+        })
         .unwrap_or_else(|| "wsgi_file".into());
     let module_name = format!("rwsgi_file_{stem}");
-    let code = CString::new(code).map_err(|_| pyo3::exceptions::PyValueError::new_err("file contains a NUL byte"))?;
+    let code = CString::new(code)
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("file contains a NUL byte"))?;
     let file_name = CString::new(file.to_string_lossy().as_bytes())
         .map_err(|_| pyo3::exceptions::PyValueError::new_err("path contains a NUL byte"))?;
     let module_cname = CString::new(module_name).expect("no NUL");
@@ -160,7 +177,12 @@ fn load_file<'py>(py: Python<'py>, file: &Path) -> PyResult<Bound<'py, PyModule>
 
 /// Finds the callable: the given name (a trailing `()` calls a factory),
 /// else `application`, else `app`.
-fn resolve_callable(py: Python<'_>, module: &Bound<'_, PyModule>, source: &str, attr: Option<&str>) -> Result<Py<PyAny>, String> {
+fn resolve_callable(
+    py: Python<'_>,
+    module: &Bound<'_, PyModule>,
+    source: &str,
+    attr: Option<&str>,
+) -> Result<Py<PyAny>, String> {
     let (name, factory) = match attr {
         Some(a) => match a.strip_suffix("()") {
             Some(f) => (f.to_string(), true),
@@ -172,7 +194,11 @@ fn resolve_callable(py: Python<'_>, module: &Bound<'_, PyModule>, source: &str, 
                 .find(|n| module.hasattr(*n).unwrap_or(false));
             match found {
                 Some(n) => (n.to_string(), false),
-                None => return Err(format!("{source} defines neither `application` nor `app` (use --callable NAME)")),
+                None => {
+                    return Err(format!(
+                        "{source} defines neither `application` nor `app` (use --callable NAME)"
+                    ))
+                }
             }
         }
     };
@@ -180,9 +206,12 @@ fn resolve_callable(py: Python<'_>, module: &Bound<'_, PyModule>, source: &str, 
         .getattr(name.as_str())
         .map_err(|_| format!("{source} has no callable named {name:?}"))?;
     if factory {
-        object = object
-            .call0()
-            .map_err(|e| format!("factory {source}:{name}() raised: {}", format_traceback(py, &e)))?;
+        object = object.call0().map_err(|e| {
+            format!(
+                "factory {source}:{name}() raised: {}",
+                format_traceback(py, &e)
+            )
+        })?;
     }
     if !object.is_callable() {
         return Err(format!("{source}:{name} is not callable"));
@@ -193,7 +222,10 @@ fn resolve_callable(py: Python<'_>, module: &Bound<'_, PyModule>, source: &str, 
 /// Formats an exception with its traceback, as Python would print it.
 pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
-        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
         let joined: String = lines
             .try_iter()?
             .filter_map(|l| l.ok()?.extract::<String>().ok())

@@ -23,6 +23,6 @@ pub mod interpreter;
 pub mod pool;
 mod responder;
 
+pub use environ::WorkerFacts;
 pub use interpreter::{AppSpec, LoadedApp};
 pub use pool::ThreadPool;
-pub use environ::WorkerFacts;

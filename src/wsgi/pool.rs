@@ -24,7 +24,12 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// Starts `threads` Python threads serving `app`, with room for
     /// `queue_size` waiting jobs.
-    pub fn start(app: Arc<LoadedApp>, threads: usize, queue_size: usize, facts: WorkerFacts) -> std::io::Result<Self> {
+    pub fn start(
+        app: Arc<LoadedApp>,
+        threads: usize,
+        queue_size: usize,
+        facts: WorkerFacts,
+    ) -> std::io::Result<Self> {
         let (queue, jobs) = crossbeam_channel::bounded(queue_size);
         let busy = Arc::new(AtomicUsize::new(0));
         for n in 0..threads {
@@ -48,7 +53,9 @@ impl Dispatch for ThreadPool {
     fn dispatch(&self, job: Job) -> Result<(), Box<Job>> {
         match self.queue.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => Err(Box::new(job)),
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                Err(Box::new(job))
+            }
         }
     }
 }

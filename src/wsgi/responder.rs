@@ -74,7 +74,11 @@ impl Responder {
 
     /// Sends the head, once. `known_length` is the body length when the
     /// iterable made it known.
-    pub fn send_head(&mut self, py: Python<'_>, known_length: Option<u64>) -> PyResult<Result<(), Disconnected>> {
+    pub fn send_head(
+        &mut self,
+        py: Python<'_>,
+        known_length: Option<u64>,
+    ) -> PyResult<Result<(), Disconnected>> {
         if self.head_sent {
             return Ok(Ok(()));
         }
@@ -169,7 +173,9 @@ fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
 fn validate_status(status: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     let text = status
         .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("status must be a str, not {}", type_name(status))))?
+        .map_err(|_| {
+            PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
+        })?
         .to_str()?;
     let bytes = latin1_bytes(text, "status")?;
     let well_formed = bytes.len() >= 4
@@ -202,10 +208,15 @@ fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>>
     for item in headers.try_iter()? {
         let item = item?;
         let pair = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err(format!("each header must be a tuple, not {}", type_name(&item)))
+            PyTypeError::new_err(format!(
+                "each header must be a tuple, not {}",
+                type_name(&item)
+            ))
         })?;
         if pair.len() != 2 {
-            return Err(PyValueError::new_err("each header must be a (name, value) tuple"));
+            return Err(PyValueError::new_err(
+                "each header must be a (name, value) tuple",
+            ));
         }
         let name = header_str(&pair.get_item(0)?, "header name")?;
         let value = header_str(&pair.get_item(1)?, "header value")?;

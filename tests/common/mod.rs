@@ -1,0 +1,449 @@
+//! Shared test harness: starts the real `rwsgi` binary on loopback / Unix
+//! sockets in a temp dir, talks raw bytes to it, and stops it by its pid.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test apps folder.
+pub fn apps() -> PathBuf {
+    repo().join("tests").join("apps")
+}
+
+/// A fresh, empty temp dir for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rwsgi-test-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        name
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The test virtualenv (made by `scripts/test.sh`) with Flask, Django...
+pub fn venv() -> PathBuf {
+    let venv = std::env::var_os("RWSGI_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"));
+    assert!(
+        venv.join("bin").join("python").exists(),
+        "no test virtualenv at {}: run scripts/test.sh (it creates it)",
+        venv.display()
+    );
+    venv
+}
+
+/// A running rwsgi with an HTTP (TCP), a uwsgi (Unix) and an SCGI (TCP)
+/// listener.
+pub struct Server {
+    child: Child,
+    /// Where the server's stderr goes.
+    pub log_path: PathBuf,
+    /// The test's temp dir.
+    pub dir: PathBuf,
+    /// `127.0.0.1:port` of the HTTP listener.
+    pub http: String,
+    /// The uwsgi Unix socket.
+    pub uwsgi: PathBuf,
+    /// `127.0.0.1:port` of the SCGI listener.
+    pub scgi: String,
+}
+
+impl Server {
+    /// Starts rwsgi with `extra` arguments (the app options) plus one
+    /// listener of each protocol, and waits until all three accept.
+    pub fn start(extra: &[&str]) -> Server {
+        Self::start_in(&temp_dir("server"), extra)
+    }
+
+    /// Like [`Server::start`], in a given temp dir.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let http = format!("127.0.0.1:{}", free_port());
+        let scgi = format!("127.0.0.1:{}", free_port());
+        let uwsgi = dir.join("uwsgi.sock");
+        let log_path = dir.join("rwsgi.log");
+        let mut args: Vec<String> = vec![
+            "--http-socket".into(),
+            http.clone(),
+            "--uwsgi-socket".into(),
+            uwsgi.display().to_string(),
+            "--scgi-socket".into(),
+            scgi.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = spawn(&args, &log_path);
+        let mut server = Server {
+            child,
+            log_path,
+            dir: dir.to_path_buf(),
+            http,
+            uwsgi,
+            scgi,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("rwsgi exited during startup ({status}):\n{}", self.log());
+            }
+            let up = TcpStream::connect(&self.http).is_ok()
+                && TcpStream::connect(&self.scgi).is_ok()
+                && UnixStream::connect(&self.uwsgi).is_ok();
+            if up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rwsgi did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits up to `secs` for `needle` to appear in the log.
+    pub fn wait_log(&self, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the rwsgi binary with `args`, stderr and stdout to `log`.
+pub fn spawn(args: &[String], log: &Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rwsgi"))
+        .args(args)
+        .env("RWSGI_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start rwsgi")
+}
+
+/// Runs the rwsgi binary to completion (for startup failures).
+pub fn run_to_exit(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rwsgi"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rwsgi");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sends `raw` over TCP and reads until the server closes.
+pub fn tcp_exchange(addr: &str, raw: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(raw).unwrap();
+    read_to_close(&mut s)
+}
+
+/// Sends `raw` over a Unix socket and reads until the server closes.
+pub fn unix_exchange(path: &Path, raw: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(raw).unwrap();
+    read_to_close(&mut s)
+}
+
+/// Reads until EOF (or a reset, or the timeout).
+pub fn read_to_close(s: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// A uwsgi packet for `vars`, followed by `body`.
+pub fn uwsgi_packet(vars: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (k, v) in vars {
+        block.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        block.extend_from_slice(k.as_bytes());
+        block.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        block.extend_from_slice(v.as_bytes());
+    }
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(block.len() as u16).to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&block);
+    out.extend_from_slice(body);
+    out
+}
+
+/// An SCGI request for `vars` (CONTENT_LENGTH and SCGI added first), then
+/// `body`.
+pub fn scgi_request(vars: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut block = Vec::new();
+    let len = body.len().to_string();
+    let mut all: Vec<(&str, &str)> = vec![("CONTENT_LENGTH", &len), ("SCGI", "1")];
+    all.extend_from_slice(vars);
+    for (k, v) in all {
+        block.extend_from_slice(k.as_bytes());
+        block.push(0);
+        block.extend_from_slice(v.as_bytes());
+        block.push(0);
+    }
+    let mut out = format!("{}:", block.len()).into_bytes();
+    out.extend_from_slice(&block);
+    out.push(b',');
+    out.extend_from_slice(body);
+    out
+}
+
+/// The CGI variables nginx would send for a simple request.
+pub fn cgi_vars<'a>(method: &'a str, path: &'a str, query: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("REQUEST_METHOD", method),
+        ("PATH_INFO", path),
+        ("QUERY_STRING", query),
+        ("REQUEST_URI", path),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", "localhost"),
+        ("SERVER_PORT", "80"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("REMOTE_PORT", "5555"),
+        ("HTTP_HOST", "localhost"),
+    ]
+}
+
+/// A parsed response (HTTP status line or CGI `Status:`), chunked bodies
+/// decoded.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header pairs as received.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Parses one complete response from the front of `raw`; returns it and
+    /// the bytes after it. Panics with the raw text if malformed.
+    pub fn parse(raw: &[u8]) -> (Response, &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no end of head in {text:?}"));
+        let head = std::str::from_utf8(&raw[..end]).expect("head is utf-8");
+        let mut lines = head.split("\r\n");
+        let first = lines.next().unwrap();
+        let status = if let Some(rest) = first.strip_prefix("Status: ") {
+            rest[..3].parse().unwrap()
+        } else {
+            first.split(' ').nth(1).unwrap().parse().unwrap()
+        };
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (k, v) = l
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("bad header line {l:?}"));
+                (k.to_string(), v.trim().to_string())
+            })
+            .collect();
+        let mut rest = &raw[end + 4..];
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let line_end = rest
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .expect("chunk size line");
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16)
+                        .unwrap();
+                rest = &rest[line_end + 2..];
+                if size == 0 {
+                    assert_eq!(&rest[..2], b"\r\n", "trailer section");
+                    rest = &rest[2..];
+                    break;
+                }
+                response.body.extend_from_slice(&rest[..size]);
+                assert_eq!(&rest[size..size + 2], b"\r\n");
+                rest = &rest[size + 2..];
+            }
+        } else if let Some(len) = response.header("content-length") {
+            let len: usize = len.parse().unwrap();
+            response.body = rest[..len.min(rest.len())].to_vec();
+            rest = &rest[len.min(rest.len())..];
+        } else {
+            response.body = rest.to_vec();
+            rest = &[];
+        }
+        (response, rest)
+    }
+
+    /// Parses a single response that ends the stream.
+    pub fn from_raw(raw: &[u8]) -> Response {
+        Response::parse(raw).0
+    }
+
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Which protocol a test request goes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Http,
+    Uwsgi,
+    Scgi,
+}
+
+/// All three protocols, for tests that must hold on each.
+pub const ALL: [Proto; 3] = [Proto::Http, Proto::Uwsgi, Proto::Scgi];
+
+impl Server {
+    /// Sends one request over `proto` with `headers` (name, value) and
+    /// `body`, reads the whole response (the connection is closed after it).
+    pub fn request(
+        &self,
+        proto: Proto,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        match proto {
+            Proto::Http => {
+                let mut raw = format!(
+                    "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                );
+                for (k, v) in headers {
+                    raw.push_str(&format!("{k}: {v}\r\n"));
+                }
+                if !body.is_empty() || method == "POST" || method == "PUT" {
+                    raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+                }
+                raw.push_str("\r\n");
+                let mut raw = raw.into_bytes();
+                raw.extend_from_slice(body);
+                Response::from_raw(&tcp_exchange(&self.http, &raw))
+            }
+            Proto::Uwsgi | Proto::Scgi => {
+                let len = body.len().to_string();
+                let mut owned: Vec<(String, String)> = cgi_vars(method, path, query)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                owned.retain(|(k, _)| k != "REQUEST_URI");
+                owned.push(("REQUEST_URI".into(), target.into()));
+                for (k, v) in headers {
+                    let key = k.to_ascii_uppercase().replace('-', "_");
+                    let key = match key.as_str() {
+                        "CONTENT_TYPE" => key,
+                        _ => format!("HTTP_{key}"),
+                    };
+                    owned.push((key, v.to_string()));
+                }
+                let vars: Vec<(&str, &str)> = owned
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                if proto == Proto::Uwsgi {
+                    let mut vars = vars;
+                    vars.push(("CONTENT_LENGTH", &len));
+                    Response::from_raw(&unix_exchange(&self.uwsgi, &uwsgi_packet(&vars, body)))
+                } else {
+                    Response::from_raw(&tcp_exchange(&self.scgi, &scgi_request(&vars, body)))
+                }
+            }
+        }
+    }
+
+    /// A GET over `proto`.
+    pub fn get(&self, proto: Proto, target: &str) -> Response {
+        self.request(proto, "GET", target, &[], b"")
+    }
+}
