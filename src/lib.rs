@@ -13,12 +13,13 @@
 //!   side and back (jobs, body pieces, response events).
 //! - [`wsgi`]: the embedded interpreter, app loading and PEP 3333. No
 //!   sockets.
+//! - [`master`]: the master process and its workers (fork, respawn,
+//!   reload, stop, recycling).
 //! - [`config`]: the command line.
-//! - [`run`]: wires the parts into one serving process.
 
 pub mod config;
 pub mod exchange;
+pub mod master;
 pub mod protocol;
-pub mod run;
 pub mod server;
 pub mod wsgi;

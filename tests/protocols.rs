@@ -309,7 +309,10 @@ fn the_banner_names_each_listener_the_app_and_the_threads() {
         log.contains(&format!("listening on scgi://{}", server.scgi)),
         "{log}"
     );
-    assert!(log.contains("pep3333.py with 2 Python thread(s)"), "{log}");
+    assert!(
+        log.contains("pep3333.py with 1 worker(s) x 2 Python thread(s)"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use clap::Parser;
 
 use crate::protocol::{Limits, Protocol};
 use crate::server::listener::{ListenAddr, ListenSpec};
+use crate::wsgi::AppSpec;
 
 /// rwsgi: a fast, safe application server for Python WSGI apps.
 ///
@@ -112,6 +113,90 @@ pub struct Cli {
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
     pub disable_logging: bool,
+
+    /// Worker processes, each with --threads Python threads.
+    #[arg(long, short = 'p', visible_alias = "workers", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub processes: u32,
+
+    /// Import the app in each worker after it starts, instead of once in the
+    /// master before forking (see README: "Loading the app").
+    #[arg(long = "lazy-apps")]
+    pub lazy_apps: bool,
+
+    /// Seconds a graceful stop or reload waits for in-flight requests.
+    #[arg(
+        long = "shutdown-timeout",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_timeout: u64,
+
+    /// Answer 504 to a request running longer than SECONDS and replace its
+    /// worker (0: off).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub harakiri: u64,
+
+    /// Recycle a worker (gracefully) after it served N requests (0: never).
+    #[arg(
+        long = "max-requests",
+        short = 'R',
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_requests: u64,
+
+    /// Add a random 0..=N to each worker's max-requests, so workers do not
+    /// all recycle at once.
+    #[arg(long = "max-requests-jitter", default_value_t = 0, value_name = "N")]
+    pub max_requests_jitter: u64,
+
+    /// Recycle a worker after it lived SECONDS (0: never).
+    #[arg(
+        long = "max-worker-lifetime",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub max_worker_lifetime: u64,
+
+    /// Recycle a worker whose resident memory exceeds MB (0: never).
+    #[arg(long = "reload-on-rss", default_value_t = 0, value_name = "MB")]
+    pub reload_on_rss: u64,
+
+    /// Reload gracefully when FILE's modification time changes. Repeatable.
+    #[arg(long = "touch-reload", value_name = "FILE")]
+    pub touch_reload: Vec<PathBuf>,
+
+    /// Write the master's pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Remove Unix socket files and the pidfile on exit.
+    #[arg(long)]
+    pub vacuum: bool,
+
+    /// Set the mode of Unix socket files (octal; no value: 666).
+    #[arg(long = "chmod-socket", value_name = "MODE", num_args = 0..=1, default_missing_value = "666")]
+    pub chmod_socket: Option<String>,
+
+    /// Set the owner of Unix socket files: user[:group].
+    #[arg(long = "chown-socket", value_name = "USER[:GROUP]")]
+    pub chown_socket: Option<String>,
+
+    /// Run as this user (name or uid) after binding the sockets.
+    #[arg(long, value_name = "USER")]
+    pub uid: Option<String>,
+
+    /// Run as this group (name or gid) after binding the sockets.
+    #[arg(long, value_name = "GROUP")]
+    pub gid: Option<String>,
+
+    /// The protocol of each socket inherited through systemd socket
+    /// activation (LISTEN_FDS), in order; one value applies to all. Not
+    /// needed when the socket units name them (FileDescriptorName=http,
+    /// uwsgi or scgi).
+    #[arg(long, value_name = "http|uwsgi|scgi")]
+    pub protocol: Vec<String>,
 }
 
 impl Cli {
@@ -143,6 +228,18 @@ impl Cli {
             vars_block: self.buffer_size,
             body: self.limit_post,
             ..Limits::default()
+        }
+    }
+
+    /// Where the app comes from (`--module`, `--wsgi-file`...).
+    pub fn app_spec(&self) -> AppSpec {
+        AppSpec {
+            module: self.module.clone(),
+            wsgi_file: self.wsgi_file.clone(),
+            callable: self.callable.clone(),
+            chdir: self.chdir.clone(),
+            pythonpath: self.pythonpath.clone(),
+            home: self.home.clone(),
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::respond::{Next, ResponseWriter};
 use super::stream::Stream;
-use super::{ListenerContext, Peer};
+use super::{Lifecycle, ListenerContext, Peer};
 use crate::exchange::{Body, BodyMsg, Event, Job};
 use crate::protocol::response::{reason, simple_response, RequestShape};
 use crate::protocol::{BodyFraming, Decoder, ErrorKind, Protocol, ProtocolError, Request};
@@ -35,10 +35,12 @@ enum After {
 
 /// Serves requests on `stream` until the peer closes or an error ends it.
 pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<ListenerContext>) {
+    let _guard = ctx.shared.lifecycle.enter();
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
     loop {
-        let request = match read_head(&mut stream, &mut buf, &mut decoder).await {
+        let lifecycle = &ctx.shared.lifecycle;
+        let request = match read_head(&mut stream, &mut buf, &mut decoder, lifecycle).await {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(HeadError::Protocol(e)) => {
@@ -51,8 +53,8 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
             }
         };
         match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
-            After::KeepAlive => continue,
-            After::Close => break,
+            After::KeepAlive if !lifecycle.is_draining() => continue,
+            _ => break,
         }
     }
     let _ = stream.shutdown().await;
@@ -64,11 +66,13 @@ enum HeadError {
 }
 
 /// Reads until a whole request head is decoded. `Ok(None)`: the peer closed
-/// cleanly between requests (or before sending anything).
+/// cleanly between requests (or before sending anything), or the server is
+/// draining and no request has started on this connection.
 async fn read_head<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
+    lifecycle: &Lifecycle,
 ) -> Result<Option<Request>, HeadError> {
     loop {
         if !buf.is_empty() {
@@ -77,7 +81,16 @@ async fn read_head<S: Stream>(
             }
         }
         buf.reserve(4096);
-        match stream.read_buf(buf).await {
+        let read = if buf.is_empty() {
+            // Idle between requests: a drain closes the connection.
+            tokio::select! {
+                read = stream.read_buf(buf) => read,
+                _ = lifecycle.drained() => return Ok(None),
+            }
+        } else {
+            stream.read_buf(buf).await
+        };
+        match read {
             Ok(0) if buf.is_empty() => return Ok(None),
             Ok(0) => {
                 return Err(HeadError::Io(std::io::Error::new(
@@ -129,7 +142,7 @@ async fn serve_request<S: Stream>(
         protocol: ctx.protocol,
         head: request.head,
         http10: request.http10,
-        keep_alive: request.keep_alive,
+        keep_alive: request.keep_alive && !ctx.shared.lifecycle.is_draining(),
     };
     let shared = &ctx.shared;
     let mut decoder = BodyDecoder::new(request.body);
@@ -206,7 +219,29 @@ async fn serve_request<S: Stream>(
         return After::Close;
     }
     let mut writer = ResponseWriter::new(shape);
-    let outcome = pump(stream, buf, events, feed, &mut writer, peer, &label).await;
+    let deadline = shared.harakiri.map(|limit| started + limit);
+    let outcome = pump(
+        stream,
+        buf,
+        events,
+        feed,
+        &mut writer,
+        peer,
+        &label,
+        deadline,
+    )
+    .await;
+    let outcome = match outcome {
+        Pumped::Complete => true,
+        Pumped::Broken => false,
+        Pumped::Harakiri => {
+            harakiri(stream, &writer, &label, started, ctx).await;
+            false
+        }
+    };
+    if let Some(observer) = &shared.observer {
+        observer.request_finished(writer.status, started.elapsed());
+    }
     if shared.access_log {
         tracing::info!(
             target: "rwsgi::access",
@@ -227,8 +262,51 @@ async fn serve_request<S: Stream>(
     }
 }
 
+/// How a response ended.
+enum Pumped {
+    /// Sent in full.
+    Complete,
+    /// The client went away, or the app aborted it.
+    Broken,
+    /// The app ran past the harakiri deadline.
+    Harakiri,
+}
+
+/// A request ran too long: answer 504 if nothing was sent yet (else the
+/// connection just closes), log it, and tell the worker, which replaces
+/// itself (the stuck Python thread cannot be stopped any other way).
+async fn harakiri<S: Stream>(
+    stream: &mut S,
+    writer: &ResponseWriter,
+    label: &str,
+    started: Instant,
+    ctx: &ListenerContext,
+) {
+    let elapsed = started.elapsed();
+    tracing::error!(
+        source = "app",
+        request = %label,
+        "harakiri: request ran for {:.1} s, longer than --harakiri {} s; answering 504 and replacing this worker",
+        elapsed.as_secs_f64(),
+        ctx.shared.harakiri.map(|h| h.as_secs()).unwrap_or_default()
+    );
+    if !writer.head_sent() {
+        let response = simple_response(
+            writer.protocol(),
+            504,
+            reason(504),
+            "the app did not answer in time (harakiri)\n",
+            &[],
+        );
+        let _ = stream.write_all(&response).await;
+    }
+    if let Some(observer) = &ctx.shared.observer {
+        observer.harakiri(label, elapsed);
+    }
+}
+
 /// Moves response events to the socket while feeding the body to the app.
-/// Returns whether the response completed and the connection is reusable.
+#[allow(clippy::too_many_arguments)]
 async fn pump<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
@@ -237,7 +315,15 @@ async fn pump<S: Stream>(
     writer: &mut ResponseWriter,
     peer: &Peer,
     label: &str,
-) -> bool {
+    deadline: Option<Instant>,
+) -> Pumped {
+    let harakiri = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(harakiri);
     loop {
         let feeding = feed.as_ref().is_some_and(BodyFeed::active);
         let event = if writer.has_pending() {
@@ -247,7 +333,7 @@ async fn pump<S: Stream>(
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if let Err(e) = writer.flush(stream).await {
                         tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
-                        return false;
+                        return Pumped::Broken;
                     }
                     continue;
                 }
@@ -256,6 +342,7 @@ async fn pump<S: Stream>(
         } else {
             tokio::select! {
                 event = events.recv() => event,
+                _ = &mut harakiri => return Pumped::Harakiri,
                 result = async { feed.as_mut().expect("feeding").step(stream, buf).await }, if feeding => {
                     if let Err(e) = result {
                         let why = match e {
@@ -283,15 +370,15 @@ async fn pump<S: Stream>(
                 );
                 let _ = stream.write_all(&response).await;
             }
-            return false;
+            return Pumped::Broken;
         };
         match writer.apply(stream, event).await {
             Ok(Next::More) => {}
             Ok(Next::Done) => break,
-            Ok(Next::Abort) => return false,
+            Ok(Next::Abort) => return Pumped::Broken,
             Err(e) => {
                 tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
-                return false;
+                return Pumped::Broken;
             }
         }
     }
@@ -300,7 +387,7 @@ async fn pump<S: Stream>(
             writer.keep_alive = false;
         }
     }
-    true
+    Pumped::Complete
 }
 
 /// `METHOD /path?query` for log lines.

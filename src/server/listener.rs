@@ -129,7 +129,8 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// Accepts connections on `socket` forever, one task per connection.
+/// Accepts connections on `socket`, one task per connection, until the
+/// server drains (the socket itself stays open in the master).
 pub async fn accept_loop(
     socket: BoundSocket,
     spec: ListenSpec,
@@ -148,7 +149,11 @@ pub async fn accept_loop(
                 shared,
             });
             loop {
-                match listener.accept().await {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = ctx.shared.lifecycle.drained() => return Ok(()),
+                };
+                match accepted {
                     Ok((stream, addr)) => {
                         let _ = stream.set_nodelay(true);
                         let peer = Peer {
@@ -172,7 +177,11 @@ pub async fn accept_loop(
                 shared,
             });
             loop {
-                match listener.accept().await {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = ctx.shared.lifecycle.drained() => return Ok(()),
+                };
+                match accepted {
                     Ok((stream, _)) => {
                         let peer = Peer {
                             addr: Bytes::new(),

@@ -20,9 +20,12 @@ mod respond;
 mod stream;
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::{watch, Notify};
 
 use crate::exchange::Dispatch;
 use crate::protocol::{Limits, Protocol, Request};
@@ -40,6 +43,93 @@ pub struct Shared {
     pub access_log: bool,
     /// Seconds in the `Retry-After` of an overload 503.
     pub retry_after: u64,
+    /// A request running longer than this gets a 504 and the observer's
+    /// `harakiri` call (`--harakiri`).
+    pub harakiri: Option<Duration>,
+    /// Told about finished requests and harakiri (the worker process).
+    pub observer: Option<Arc<dyn Observer>>,
+    /// Draining and connection counting, for graceful stops.
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// What the process around the server wants to hear about.
+pub trait Observer: Send + Sync + 'static {
+    /// A request completed (or was aborted) with `status` after `elapsed`.
+    fn request_finished(&self, status: u16, elapsed: Duration);
+    /// A request ran past the harakiri limit and was answered 504.
+    fn harakiri(&self, label: &str, elapsed: Duration);
+}
+
+/// Graceful stop support: once draining, listeners stop accepting, idle
+/// keep-alive connections close, and busy ones close after their response.
+pub struct Lifecycle {
+    /// Flips to true when the server should drain.
+    draining: watch::Sender<bool>,
+    /// Open connections.
+    active: AtomicUsize,
+    /// Woken when `active` drops to zero.
+    idle: Notify,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            draining: watch::channel(false).0,
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Starts draining.
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Whether draining has started.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Resolves once draining has started.
+    pub async fn drained(&self) {
+        let mut rx = self.draining.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
+    /// Open connections now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Resolves when no connection is open.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Counts a connection until the guard drops.
+    fn enter(self: &Arc<Self>) -> ConnectionGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard(self.clone())
+    }
+}
+
+/// Decrements the open-connection count when a connection ends.
+struct ConnectionGuard(Arc<Lifecycle>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// What a connection knows about the listener that accepted it.

@@ -237,3 +237,51 @@ pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
         Err(_) => err.to_string(),
     }
 }
+
+/// Makes signal `signum` print every Python thread's stack to stderr (the
+/// log), without needing the GIL: used to show where a harakiri'd request
+/// was stuck.
+pub fn enable_stack_dumps(signum: i32) {
+    Python::attach(|py| {
+        let result = py.import("faulthandler").and_then(|fh| {
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("all_threads", true)?;
+            fh.call_method("register", (signum,), Some(&kwargs))
+        });
+        if let Err(e) = result {
+            tracing::warn!("cannot enable Python stack dumps: {e}");
+        }
+    });
+}
+
+/// Freezes the objects imported so far out of the garbage collector, so
+/// forked workers do not touch (and copy) the master's pages when they
+/// collect.
+pub fn freeze_for_fork() {
+    Python::attach(|py| {
+        if let Err(e) = py.import("gc").and_then(|gc| gc.call_method0("freeze")) {
+            tracing::warn!("gc.freeze() failed: {e}");
+        }
+    });
+}
+
+/// Forks this process the way `os.fork()` does, so CPython's state (the
+/// GIL, the import lock, `os.register_at_fork` hooks) is right on both
+/// sides. Only safe while the process has a single thread. Returns fork's
+/// result: 0 in the child, the child's pid in the parent, -1 on error.
+pub fn fork_with_python() -> libc::pid_t {
+    Python::attach(|_py| {
+        // SAFETY: called with the GIL held, as CPython requires, from a
+        // process with no other threads.
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3::ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    })
+}

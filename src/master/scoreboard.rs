@@ -1,0 +1,158 @@
+//! The scoreboard: a small shared-memory table the master creates before
+//! forking, with one slot per worker process. Workers write their state
+//! (ready, requests served, why they want to be recycled); the master reads
+//! it to sequence reloads and replace recycling workers, and the stats
+//! server reads it too. Only atomics live here, so no locks cross processes.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// Why a worker asked to be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Recycle {
+    /// Not recycling.
+    No = 0,
+    /// `--max-requests` reached.
+    MaxRequests = 1,
+    /// `--max-worker-lifetime` reached.
+    Lifetime = 2,
+    /// `--reload-on-rss` exceeded.
+    Rss = 3,
+    /// A request ran past `--harakiri`.
+    Harakiri = 4,
+}
+
+impl Recycle {
+    fn from_u32(v: u32) -> Recycle {
+        match v {
+            1 => Recycle::MaxRequests,
+            2 => Recycle::Lifetime,
+            3 => Recycle::Rss,
+            4 => Recycle::Harakiri,
+            _ => Recycle::No,
+        }
+    }
+
+    /// A phrase for logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Recycle::No => "not recycling",
+            Recycle::MaxRequests => "max-requests reached",
+            Recycle::Lifetime => "max-worker-lifetime reached",
+            Recycle::Rss => "reload-on-rss exceeded",
+            Recycle::Harakiri => "harakiri",
+        }
+    }
+}
+
+/// One worker's slot.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// The worker's pid, 0 when the slot is free.
+    pub pid: AtomicI32,
+    /// The worker number (1..=processes) shown in titles and logs.
+    pub id: AtomicU32,
+    /// Set once the worker's listeners are accepting.
+    pub ready: AtomicU32,
+    /// A [`Recycle`] reason once the worker is draining to be replaced.
+    pub recycle: AtomicU32,
+    /// Requests completed.
+    pub requests: AtomicU64,
+    /// Requests whose app raised.
+    pub exceptions: AtomicU64,
+    /// Python threads running a request now.
+    pub busy: AtomicU32,
+    /// Sum of request durations in microseconds (for the average).
+    pub busy_micros: AtomicU64,
+}
+
+impl Slot {
+    /// The recycle reason the worker set.
+    pub fn recycle_reason(&self) -> Recycle {
+        Recycle::from_u32(self.recycle.load(Ordering::Acquire))
+    }
+
+    fn clear(&self) {
+        self.pid.store(0, Ordering::Release);
+        self.id.store(0, Ordering::Relaxed);
+        self.ready.store(0, Ordering::Relaxed);
+        self.recycle.store(0, Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+        self.exceptions.store(0, Ordering::Relaxed);
+        self.busy.store(0, Ordering::Relaxed);
+        self.busy_micros.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The shared table. Created once by the master; inherited by every worker
+/// through fork (the mapping is `MAP_SHARED`).
+pub struct Scoreboard {
+    /// The mapping's start.
+    slots: *mut Slot,
+    /// How many slots (twice the workers: during a reload old and new
+    /// workers run side by side).
+    len: usize,
+}
+
+// SAFETY: the mapping lives for the whole process and holds only atomics.
+unsafe impl Send for Scoreboard {}
+// SAFETY: as above; every access goes through atomics.
+unsafe impl Sync for Scoreboard {}
+
+impl Scoreboard {
+    /// Maps a zeroed table of `len` slots shared with future children.
+    pub fn new(len: usize) -> std::io::Result<Scoreboard> {
+        let bytes = len.max(1) * std::mem::size_of::<Slot>();
+        // SAFETY: an anonymous shared mapping; checked for failure below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Anonymous mappings are zero-filled, which is a valid empty Slot.
+        Ok(Scoreboard {
+            slots: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Slot `index`.
+    pub fn slot(&self, index: usize) -> &Slot {
+        assert!(index < self.len, "slot {index} out of {}", self.len);
+        // SAFETY: in bounds; the mapping outlives `self`.
+        unsafe { &*self.slots.add(index) }
+    }
+
+    /// Every slot.
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        (0..self.len).map(|i| self.slot(i))
+    }
+
+    /// Claims a free slot for a worker about to start, resetting it.
+    pub fn claim(&self, id: u32) -> Option<usize> {
+        (0..self.len).find(|&i| {
+            let slot = self.slot(i);
+            if slot.pid.load(Ordering::Acquire) == 0 && slot.id.load(Ordering::Acquire) == 0 {
+                slot.clear();
+                slot.id.store(id, Ordering::Release);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Frees a slot after its worker exited.
+    pub fn release(&self, index: usize) {
+        self.slot(index).clear();
+    }
+}

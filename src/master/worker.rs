@@ -1,0 +1,278 @@
+//! One worker process, after fork: load the app (unless the master did),
+//! start the Python threads and the tokio I/O loop on the inherited
+//! sockets, and serve until told to stop or until it should be recycled.
+//! Every exit path drains first: in-flight requests finish, up to
+//! `--shutdown-timeout`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::scoreboard::{Recycle, Scoreboard};
+use super::{exit_code, SCOREBOARD};
+use crate::config::Cli;
+use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
+use crate::server::{Lifecycle, Observer, Shared};
+use crate::wsgi::{interpreter, LoadedApp, ThreadPool, WorkerFacts};
+
+/// What a worker gets from the master.
+pub struct WorkerSetup<'a> {
+    /// The worker number, 1..=processes.
+    pub id: u32,
+    /// Its scoreboard slot.
+    pub slot: usize,
+    /// The options.
+    pub cli: &'a Cli,
+    /// The listening sockets (inherited).
+    pub listeners: Vec<(ListenSpec, BoundSocket)>,
+    /// The app, when the master imported it before forking.
+    pub app: Option<Arc<LoadedApp>>,
+}
+
+/// Runs the worker; returns its exit code.
+pub fn run(setup: WorkerSetup<'_>) -> i32 {
+    let WorkerSetup {
+        id,
+        slot,
+        cli,
+        listeners,
+        app,
+    } = setup;
+    let app = match app {
+        Some(app) => app,
+        None => {
+            interpreter::start();
+            match interpreter::load(&cli.app_spec()) {
+                Ok(app) => Arc::new(app),
+                Err(e) => {
+                    tracing::error!(worker = id, "cannot load the app: {e}");
+                    return exit_code::APP_LOAD;
+                }
+            }
+        }
+    };
+    interpreter::enable_stack_dumps(libc::SIGUSR2);
+    let facts = WorkerFacts {
+        multithread: cli.threads > 1,
+        multiprocess: cli.processes > 1,
+    };
+    let pool = match ThreadPool::start(app, cli.threads as usize, cli.queue_size(), facts) {
+        Ok(pool) => pool,
+        Err(e) => {
+            tracing::error!(worker = id, "cannot start Python threads: {e}");
+            return exit_code::FAILED;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = id, "cannot start the I/O runtime: {e}");
+            return exit_code::FAILED;
+        }
+    };
+    let watch = Arc::new(WorkerWatch::new(id, slot, cli));
+    let shared = Arc::new(Shared {
+        limits: cli.limits(),
+        post_buffering: cli.post_buffering,
+        dispatcher: Arc::new(pool),
+        access_log: !cli.disable_logging,
+        retry_after: cli.retry_after,
+        harakiri: (cli.harakiri > 0).then(|| Duration::from_secs(cli.harakiri)),
+        observer: Some(watch.clone()),
+        lifecycle: Arc::new(Lifecycle::default()),
+    });
+    runtime.block_on(serve(id, cli, listeners, shared, watch))
+}
+
+/// Serves until a stop signal or a recycle reason, then drains.
+async fn serve(
+    id: u32,
+    cli: &Cli,
+    listeners: Vec<(ListenSpec, BoundSocket)>,
+    shared: Arc<Shared>,
+    watch: Arc<WorkerWatch>,
+) -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!(worker = id, "cannot install signal handlers");
+        return exit_code::FAILED;
+    };
+    for (spec, socket) in listeners {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let name = spec.to_string();
+            if let Err(e) = accept_loop(socket, spec, shared).await {
+                tracing::error!(listener = %name, "listener failed: {e}");
+            }
+        });
+    }
+    let slot = watch.slot();
+    slot.pid.store(std::process::id() as i32, Ordering::Release);
+    slot.ready.store(1, Ordering::Release);
+    tracing::info!(worker = id, pid = std::process::id(), "worker {id} ready");
+    let lifetime = async {
+        match cli.max_worker_lifetime {
+            0 => std::future::pending().await,
+            secs => tokio::time::sleep(Duration::from_secs(secs)).await,
+        }
+    };
+    let mut grace = Duration::from_secs(cli.shutdown_timeout);
+    tokio::select! {
+        _ = term.recv() => tracing::info!(worker = id, "SIGTERM: finishing in-flight requests"),
+        _ = int.recv() => return exit_code::OK,
+        _ = quit.recv() => return exit_code::OK,
+        _ = lifetime => watch.recycle(Recycle::Lifetime),
+        _ = watch.recycle_requested() => {}
+        _ = rss_watch(cli.reload_on_rss, &watch) => {}
+    }
+    let reason = watch.reason();
+    if reason == Recycle::Harakiri {
+        // The stuck thread will never finish: give the others a moment only.
+        grace = grace.min(Duration::from_secs(3));
+    }
+    if reason != Recycle::No {
+        tracing::info!(worker = id, "recycling worker {id}: {}", reason.describe());
+    }
+    shared.lifecycle.drain();
+    if tokio::time::timeout(grace, shared.lifecycle.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            worker = id,
+            "{} connection(s) still open after {} s; exiting anyway",
+            shared.lifecycle.active(),
+            grace.as_secs()
+        );
+    }
+    if reason == Recycle::Harakiri {
+        exit_code::HARAKIRI
+    } else {
+        exit_code::OK
+    }
+}
+
+/// Resolves when the worker's resident memory passes `limit_mb` (0: never).
+async fn rss_watch(limit_mb: u64, watch: &WorkerWatch) {
+    if limit_mb == 0 {
+        return std::future::pending().await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Some(rss) = resident_bytes() {
+            if rss > limit_mb * 1024 * 1024 {
+                tracing::info!(
+                    worker = watch.id,
+                    "resident memory {} MiB > reload-on-rss {limit_mb}",
+                    rss >> 20
+                );
+                watch.recycle(Recycle::Rss);
+                return;
+            }
+        }
+    }
+}
+
+/// This process's resident set size, from /proc/self/statm.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    Some(pages * page)
+}
+
+/// Counts requests for `--max-requests`, notes harakiri, and asks for
+/// recycling through the scoreboard.
+struct WorkerWatch {
+    /// Worker number, for logs.
+    id: u32,
+    /// Scoreboard slot index.
+    slot: usize,
+    /// Requests after which to recycle (0: never), jitter included.
+    max_requests: u64,
+    /// Set once a recycle was asked for.
+    recycling: AtomicBool,
+    /// Wakes the serve loop when recycling is asked for.
+    wake: Notify,
+}
+
+impl WorkerWatch {
+    fn new(id: u32, slot: usize, cli: &Cli) -> Self {
+        let jitter = match cli.max_requests_jitter {
+            0 => 0,
+            j => (std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64) % (j + 1),
+        };
+        WorkerWatch {
+            id,
+            slot,
+            max_requests: if cli.max_requests == 0 {
+                0
+            } else {
+                cli.max_requests + jitter
+            },
+            recycling: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    fn slot(&self) -> &super::scoreboard::Slot {
+        scoreboard().slot(self.slot)
+    }
+
+    fn reason(&self) -> Recycle {
+        self.slot().recycle_reason()
+    }
+
+    /// Asks to be replaced: the master starts a successor, this worker drains.
+    fn recycle(&self, reason: Recycle) {
+        if !self.recycling.swap(true, Ordering::AcqRel) {
+            self.slot().recycle.store(reason as u32, Ordering::Release);
+            self.wake.notify_one();
+        }
+    }
+
+    async fn recycle_requested(&self) {
+        self.wake.notified().await;
+    }
+}
+
+impl Observer for WorkerWatch {
+    fn request_finished(&self, status: u16, elapsed: Duration) {
+        let slot = self.slot();
+        let served = slot.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        slot.busy_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        if status >= 500 {
+            slot.exceptions.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.max_requests != 0 && served >= self.max_requests {
+            self.recycle(Recycle::MaxRequests);
+        }
+    }
+
+    fn harakiri(&self, _label: &str, _elapsed: Duration) {
+        // Python's faulthandler prints every thread's stack to the log.
+        // SAFETY: raising a signal this process handles.
+        unsafe {
+            libc::raise(libc::SIGUSR2);
+        }
+        self.recycle(Recycle::Harakiri);
+    }
+}
+
+fn scoreboard() -> &'static Scoreboard {
+    SCOREBOARD
+        .get()
+        .expect("scoreboard is set before workers start")
+}
