@@ -37,6 +37,11 @@ pub fn request_from_vars(
         }
         vars.push((key, value));
     }
+    if !vars.iter().any(|(k, _)| k.as_ref() == b"PATH_INFO") {
+        if let Some(path) = path_from_uri(&vars) {
+            vars.push((Bytes::from_static(b"PATH_INFO"), path));
+        }
+    }
     let length = content_length(&vars)?;
     limits.check_body(length)?;
     let method_is = |m: &[u8]| {
@@ -55,6 +60,18 @@ pub fn request_from_vars(
         http10,
         head,
     })
+}
+
+/// `PATH_INFO` when the proxy sent none (nginx's stock `scgi_params` does
+/// not): its `DOCUMENT_URI`, else the path of `REQUEST_URI`, percent-decoded.
+fn path_from_uri(vars: &[(Bytes, Bytes)]) -> Option<Bytes> {
+    let find = |key: &[u8]| vars.iter().find(|(k, _)| k.as_ref() == key).map(|(_, v)| v);
+    if let Some(doc) = find(b"DOCUMENT_URI") {
+        return Some(doc.clone());
+    }
+    let uri = find(b"REQUEST_URI")?;
+    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
+    Some(Bytes::from(super::http::percent_decode(path)))
 }
 
 /// Parses `CONTENT_LENGTH` (absent or empty means 0).
@@ -140,6 +157,26 @@ mod tests {
         assert!(req.var(b"HTTP_CONTENT_TYPE").is_none());
         assert!(req.var(b"HTTP_CONTENT_LENGTH").is_none());
         assert_eq!(req.body, BodyFraming::Length(3));
+    }
+
+    #[test]
+    fn missing_path_info_comes_from_document_uri() {
+        let req = request_from_vars(
+            vars(&[("REQUEST_URI", "/a%20b?x=1"), ("DOCUMENT_URI", "/a b")]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(req.var(b"PATH_INFO").unwrap().as_ref(), b"/a b");
+    }
+
+    #[test]
+    fn missing_path_info_comes_from_the_request_uri_path() {
+        let req = request_from_vars(
+            vars(&[("REQUEST_URI", "/caf%C3%A9?x=1")]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(req.var(b"PATH_INFO").unwrap().as_ref(), "/café".as_bytes());
     }
 
     #[test]

@@ -25,6 +25,10 @@ const BODY_QUEUE: usize = 4;
 /// Most unread body bytes discarded after a response to keep a connection.
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 
+/// How long a draining server waits for the first request of a connection
+/// it accepted just before the drain.
+const DRAIN_FIRST_REQUEST: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the connection does after a request.
 enum After {
     /// Read the next request.
@@ -38,9 +42,11 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     let _guard = ctx.shared.lifecycle.enter();
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
+    let mut served = 0u64;
     loop {
         let lifecycle = &ctx.shared.lifecycle;
-        let request = match read_head(&mut stream, &mut buf, &mut decoder, lifecycle).await {
+        let request = match read_head(&mut stream, &mut buf, &mut decoder, lifecycle, served).await
+        {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(HeadError::Protocol(e)) => {
@@ -52,6 +58,7 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
                 return;
             }
         };
+        served += 1;
         match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
             After::KeepAlive if !lifecycle.is_draining() => continue,
             _ => break,
@@ -67,12 +74,17 @@ enum HeadError {
 
 /// Reads until a whole request head is decoded. `Ok(None)`: the peer closed
 /// cleanly between requests (or before sending anything), or the server is
-/// draining and no request has started on this connection.
+/// draining and the connection is idle.
+///
+/// A connection that has served nothing yet was accepted for a request its
+/// client has sent or is sending: a drain does not close it (that would
+/// lose the request); it only bounds the wait to [`DRAIN_FIRST_REQUEST`].
 async fn read_head<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
     lifecycle: &Lifecycle,
+    served: u64,
 ) -> Result<Option<Request>, HeadError> {
     loop {
         if !buf.is_empty() {
@@ -83,9 +95,16 @@ async fn read_head<S: Stream>(
         buf.reserve(4096);
         let read = if buf.is_empty() {
             // Idle between requests: a drain closes the connection.
+            let drained = async {
+                lifecycle.drained().await;
+                if served == 0 {
+                    tokio::time::sleep(DRAIN_FIRST_REQUEST).await;
+                }
+            };
             tokio::select! {
+                biased;
                 read = stream.read_buf(buf) => read,
-                _ = lifecycle.drained() => return Ok(None),
+                _ = drained => return Ok(None),
             }
         } else {
             stream.read_buf(buf).await

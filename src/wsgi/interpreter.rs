@@ -74,15 +74,26 @@ fn prepare_paths(py: Python<'_>, spec: &AppSpec) -> PyResult<()> {
     let sys = py.import("sys")?;
     sys.setattr("argv", PyList::new(py, ["rwsgi"])?)?;
     let path = sys.getattr("path")?.cast_into::<PyList>()?;
+    // Relative paths given on the command line mean the directory rwsgi was
+    // started in, not --chdir.
+    let home = spec
+        .home
+        .as_ref()
+        .map(|h| std::path::absolute(h).unwrap_or_else(|_| h.clone()));
+    let pythonpath: Vec<PathBuf> = spec
+        .pythonpath
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
     if let Some(dir) = &spec.chdir {
         std::env::set_current_dir(dir).map_err(|e| {
             pyo3::exceptions::PyOSError::new_err(format!("cannot chdir to {}: {e}", dir.display()))
         })?;
     }
-    if let Some(home) = &spec.home {
+    if let Some(home) = &home {
         add_venv(py, home)?;
     }
-    for dir in spec.pythonpath.iter().rev() {
+    for dir in pythonpath.iter().rev() {
         path.insert(0, dir.to_string_lossy().as_ref())?;
     }
     // Like uWSGI and Gunicorn: the working directory is importable.

@@ -232,7 +232,10 @@ fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>>
                 String::from_utf8_lossy(&name)
             )));
         }
-        out.push((Bytes::from(name), Bytes::from(value)));
+        // Surrounding whitespace is not part of a field value (RFC 9110
+        // 5.5); some frameworks leave a leading space.
+        let value = value.trim_ascii();
+        out.push((Bytes::from(name), Bytes::copy_from_slice(value)));
     }
     Ok(out)
 }

@@ -227,17 +227,30 @@ pub fn spawn(args: &[String], log: &Path) -> Child {
         .expect("start rwsgi")
 }
 
-/// Runs the rwsgi binary to completion (for startup failures).
+/// Runs the rwsgi binary to completion (for startup failures); kills it
+/// (by its pid) if it has not exited within 30 s.
 pub fn run_to_exit(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rwsgi"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rwsgi");
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    (out.status.code().unwrap_or(-1), text)
+    let dir = temp_dir("run");
+    let log = dir.join("out.log");
+    let mut child = spawn(
+        &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        &log,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -2;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, text)
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);

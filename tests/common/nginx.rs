@@ -293,8 +293,6 @@ http {{
         listen {scgi};
         location / {{
             include {scgi_params};
-            # The stock scgi_params sends no PATH_INFO (uwsgi_params does).
-            scgi_param PATH_INFO $document_uri;
             scgi_pass {scgi_upstream};
             scgi_read_timeout 30s;
         }}

@@ -14,6 +14,8 @@
 mod request_line;
 pub(crate) mod syntax;
 mod target;
+
+pub(crate) use target::percent_decode;
 mod vars;
 
 #[cfg(test)]

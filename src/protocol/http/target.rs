@@ -134,7 +134,7 @@ pub(super) fn path_info(head: &Bytes, target_at: usize, path: Range<usize>) -> B
 }
 
 /// Decodes every valid `%XX` escape in `raw`.
-fn percent_decode(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut rest = raw;
     while let [b, tail @ ..] = rest {

@@ -1,0 +1,546 @@
+//! The master process through the real binary: workers, respawn, reload,
+//! stop, harakiri, recycling, socket activation and the small operator
+//! options (pidfile, vacuum, socket mode, titles, privileges).
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{libc_sig, Proto, Response, Server};
+
+/// A temp dir holding a copy of `master_app.py` (so a test may change its
+/// version or make it crash) and a `version.txt`.
+fn app_dir(name: &str, version: &str) -> PathBuf {
+    let dir = common::temp_dir(name);
+    std::fs::copy(
+        common::apps().join("master_app.py"),
+        dir.join("master_app.py"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("version.txt"), version).unwrap();
+    dir
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Server {
+    let app = dir.join("master_app.py");
+    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start_in(dir, &args)
+}
+
+/// `pid=… import_pid=… version=… uid=…` as a map.
+fn fields(r: &Response) -> std::collections::HashMap<String, String> {
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn try_get(addr: &str, path: &str) -> Result<Response, String> {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    use std::io::Write;
+    s.write_all(raw.as_bytes()).map_err(|e| e.to_string())?;
+    let reply = common::read_to_close(&mut s);
+    if reply.is_empty() {
+        return Err("empty reply".into());
+    }
+    std::panic::catch_unwind(|| Response::from_raw(&reply))
+        .map_err(|_| "malformed reply".to_string())
+}
+
+/// Steady load from `clients` threads until stopped; counts successes and
+/// failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (addr, stop, ok, failed, errors) = (
+                    addr.to_string(),
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    errors.clone(),
+                );
+                thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match try_get(&addr, "/") {
+                            Ok(r) if r.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.lock().unwrap().push(format!("status {}", r.status));
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.lock().unwrap().push(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            errors,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let errors = self.errors.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn workers(server: &Server) -> HashSet<u32> {
+    common::children(server.pid()).into_iter().collect()
+}
+
+#[test]
+fn processes_start_that_many_workers_with_titles() {
+    let dir = app_dir("titles", "1");
+    let server = start(&dir, &["--processes", "3"]);
+    assert!(wait_until(10, || workers(&server).len() == 3));
+    let cmdline = |pid: u32| {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .replace('\0', " ")
+    };
+    assert!(
+        cmdline(server.pid()).starts_with("rwsgi master"),
+        "{}",
+        cmdline(server.pid())
+    );
+    let mut titles: Vec<String> = workers(&server)
+        .into_iter()
+        .map(|p| cmdline(p).trim().to_string())
+        .collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["rwsgi worker 1", "rwsgi worker 2", "rwsgi worker 3"]
+    );
+    let multiprocess = server.get(Proto::Http, "/");
+    assert_eq!(multiprocess.status, 200);
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
+    let dir = app_dir("kill9", "1");
+    let server = start(&dir, &["--processes", "2", "--threads", "2"]);
+    assert!(wait_until(10, || workers(&server).len() == 2));
+    let before = workers(&server);
+    let load = Load::start(&server.http, 4);
+    thread::sleep(Duration::from_millis(500));
+    let victim = *before.iter().next().unwrap();
+    common::signal(victim, libc_sig::SIGKILL);
+    assert!(wait_until(10, || {
+        let now = workers(&server);
+        now.len() == 2 && !now.contains(&victim)
+    }));
+    thread::sleep(Duration::from_millis(500));
+    let (ok, failed, errors) = load.finish();
+    // At most the requests in flight on the killed worker: 2 threads, and
+    // connections it had accepted but not answered.
+    assert!(failed <= 4, "{failed} failures: {errors:?}");
+    assert!(ok > 20, "only {ok} requests succeeded");
+    for _ in 0..10 {
+        assert_eq!(server.get(Proto::Http, "/").status, 200);
+    }
+    assert!(
+        server
+            .log()
+            .contains(&format!("pid {victim}) died: was killed by SIGKILL")),
+        "{}",
+        server.log()
+    );
+}
+
+fn reload_under_load(lazy: bool) {
+    let dir = app_dir(
+        if lazy {
+            "reload-lazy"
+        } else {
+            "reload-preload"
+        },
+        "v1",
+    );
+    let mut extra = vec!["--processes", "2", "--threads", "2"];
+    if lazy {
+        extra.push("--lazy-apps");
+    }
+    let server = start(&dir, &extra);
+    assert_eq!(fields(&server.get(Proto::Http, "/"))["version"], "v1");
+    let load = Load::start(&server.http, 4);
+    for round in 2..=4 {
+        std::fs::write(dir.join("version.txt"), format!("v{round}")).unwrap();
+        let before = workers(&server);
+        common::signal(server.pid(), libc_sig::SIGHUP);
+        assert!(
+            wait_until(20, || {
+                let now = workers(&server);
+                now.len() == 2 && now.is_disjoint(&before)
+            }),
+            "workers not replaced in round {round}:\n{}",
+            server.log()
+        );
+        assert!(wait_until(10, || fields(&server.get(Proto::Http, "/"))
+            ["version"]
+            == format!("v{round}")));
+    }
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(failed, 0, "failed requests during reloads: {errors:?}");
+    assert!(ok > 50, "only {ok} requests");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/comm", server.pid()))
+            .unwrap()
+            .trim(),
+        "rwsgi master"
+    );
+}
+
+#[test]
+fn sighup_reloads_fresh_code_with_zero_failed_requests() {
+    reload_under_load(false);
+}
+
+#[test]
+fn sighup_reloads_lazy_apps_with_zero_failed_requests() {
+    reload_under_load(true);
+}
+
+#[test]
+fn the_app_is_imported_once_in_the_master_unless_lazy() {
+    let dir = app_dir("preload", "1");
+    let server = start(&dir, &["--processes", "2"]);
+    let f = fields(&server.get(Proto::Http, "/"));
+    assert_eq!(
+        f["import_pid"],
+        server.pid().to_string(),
+        "preloaded in the master"
+    );
+    assert_ne!(f["pid"], server.pid().to_string(), "served by a worker");
+    drop(server);
+    let dir = app_dir("lazy", "1");
+    let server = start(&dir, &["--processes", "2", "--lazy-apps"]);
+    let f = fields(&server.get(Proto::Http, "/"));
+    assert_eq!(f["import_pid"], f["pid"], "imported by the worker itself");
+}
+
+#[test]
+fn sigterm_lets_a_slow_request_finish_then_exits_0() {
+    let dir = app_dir("sigterm", "1");
+    let mut server = start(&dir, &["--processes", "2"]);
+    let addr = server.http.clone();
+    let slow = thread::spawn(move || try_get(&addr, "/sleep?2"));
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    common::signal(server.pid(), libc_sig::SIGTERM);
+    let r = slow
+        .join()
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(r.status, 200);
+    assert!(wait_until(10, || !server.alive()));
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let log = server.log();
+    assert!(log.contains("master exiting with code 0"), "{log}");
+    // New connections are no longer served once stopped.
+    assert!(TcpStream::connect(&server.http).is_err());
+}
+
+#[test]
+fn sigint_stops_fast_without_waiting_for_slow_requests() {
+    let dir = app_dir("sigint", "1");
+    let mut server = start(&dir, &[]);
+    let addr = server.http.clone();
+    let slow = thread::spawn(move || try_get(&addr, "/sleep?30"));
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    common::signal(server.pid(), libc_sig::SIGINT);
+    assert!(wait_until(10, || !server.alive()));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(slow.join().unwrap().is_err(), "the slow request was cut");
+}
+
+#[test]
+fn harakiri_answers_504_replaces_the_worker_and_keeps_serving() {
+    let dir = app_dir("harakiri", "1");
+    let server = start(&dir, &["--harakiri", "1", "--threads", "2"]);
+    let before = workers(&server);
+    let started = Instant::now();
+    let r = try_get(&server.http, "/forever").unwrap();
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(wait_until(15, || {
+        let now = workers(&server);
+        now.len() == 1 && now.is_disjoint(&before)
+    }));
+    assert_eq!(server.get(Proto::Http, "/").status, 200);
+    assert!(
+        server.wait_log("exited after a harakiri", 5),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    assert!(
+        log.contains("harakiri: request ran for") && log.contains("GET /forever"),
+        "{log}"
+    );
+    // faulthandler's dump names the stuck frame.
+    assert!(
+        log.contains("in application"),
+        "no Python stack in the log:\n{log}"
+    );
+}
+
+#[test]
+fn max_requests_recycles_workers_without_failing_a_request() {
+    let dir = app_dir("maxreq", "1");
+    let server = start(&dir, &["--max-requests", "5"]);
+    let mut pids = HashSet::new();
+    for _ in 0..30 {
+        let r = try_get(&server.http, "/").expect("no request fails while recycling");
+        pids.insert(fields(&r)["pid"].clone());
+    }
+    assert!(pids.len() >= 4, "worker pids seen: {pids:?}");
+    assert!(
+        server
+            .log()
+            .contains("recycling worker 1: max-requests reached"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn max_worker_lifetime_recycles_a_worker() {
+    let dir = app_dir("lifetime", "1");
+    let server = start(&dir, &["--max-worker-lifetime", "1"]);
+    let first = fields(&server.get(Proto::Http, "/"))["pid"].clone();
+    assert!(wait_until(10, || try_get(&server.http, "/")
+        .is_ok_and(|r| fields(&r)["pid"] != first)));
+    assert!(server.log().contains("max-worker-lifetime reached"));
+}
+
+#[test]
+fn reload_on_rss_recycles_a_worker_over_the_limit() {
+    let dir = app_dir("rss", "1");
+    // Any worker with Python loaded is over 1 MB.
+    let server = start(&dir, &["--reload-on-rss", "1"]);
+    assert!(
+        server.wait_log("reload-on-rss exceeded", 10),
+        "{}",
+        server.log()
+    );
+    assert!(try_get(&server.http, "/").is_ok());
+}
+
+#[test]
+fn a_worker_that_keeps_dying_at_start_is_respawned_with_back_off() {
+    let dir = app_dir("crashloop", "1");
+    let server = start(&dir, &["--lazy-apps"]);
+    assert_eq!(server.get(Proto::Http, "/").status, 200);
+    std::fs::write(dir.join("die-on-import"), b"").unwrap();
+    let worker = *workers(&server).iter().next().unwrap();
+    common::signal(worker, libc_sig::SIGKILL);
+    assert!(
+        server.wait_log("died 3 time(s) right after start; respawning in 400 ms", 15),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("exited with code 7"));
+    std::fs::remove_file(dir.join("die-on-import")).unwrap();
+    assert!(wait_until(20, || try_get(&server.http, "/")
+        .is_ok_and(|r| r.status == 200)));
+}
+
+#[test]
+fn an_app_that_fails_to_import_in_lazy_workers_stops_the_master() {
+    let apps = common::apps();
+    let (code, out) = common::run_to_exit(&[
+        "--wsgi-file",
+        apps.join("broken_import.py").to_str().unwrap(),
+        "--lazy-apps",
+        "--processes",
+        "2",
+        "--http-socket",
+        &format!("127.0.0.1:{}", common::free_port()),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("this_module_does_not_exist"),
+        "traceback: {out}"
+    );
+    assert!(out.contains("the app cannot be loaded; stopping"), "{out}");
+}
+
+#[test]
+fn touching_the_touch_reload_file_reloads() {
+    let dir = app_dir("touch", "v1");
+    let touch = dir.join("reload.touch");
+    std::fs::write(&touch, b"").unwrap();
+    let server = start(&dir, &["--touch-reload", touch.to_str().unwrap()]);
+    assert_eq!(fields(&server.get(Proto::Http, "/"))["version"], "v1");
+    std::fs::write(dir.join("version.txt"), "v2").unwrap();
+    thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&touch, b"touched").unwrap();
+    assert!(
+        wait_until(15, || fields(&server.get(Proto::Http, "/"))["version"]
+            == "v2"),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("was touched: graceful reload"));
+}
+
+#[test]
+fn pidfile_is_written_and_vacuum_removes_it_and_the_sockets() {
+    let dir = app_dir("vacuum", "1");
+    let pidfile = dir.join("rwsgi.pid");
+    let mut server = start(
+        &dir,
+        &[
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--vacuum",
+            "--chmod-socket",
+            "660",
+        ],
+    );
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, server.pid());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.uwsgi)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    common::signal(server.pid(), libc_sig::SIGTERM);
+    assert!(wait_until(10, || !server.alive()));
+    assert!(!pidfile.exists(), "pidfile left behind");
+    assert!(!server.uwsgi.exists(), "socket file left behind");
+}
+
+#[test]
+fn uid_and_gid_drop_root_after_binding() {
+    if std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && !l.contains("\t0\t"))
+    {
+        panic!("this test needs root (CI runs as root)");
+    }
+    let dir = app_dir("uid", "1");
+    // nobody must be able to read the app.
+    for f in ["", "master_app.py", "version.txt"] {
+        let p = dir.join(f);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if f.is_empty() { 0o777 } else { 0o644 };
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let server = start(&dir, &["--uid", "65534", "--gid", "65534"]);
+    let f = fields(&server.get(Proto::Http, "/"));
+    assert_eq!(f["uid"], "65534");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t65534")),
+        "master still root:\n{status}"
+    );
+}
+
+#[test]
+fn socket_activation_serves_on_an_inherited_socket() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fd = listener.as_raw_fd();
+    let dir = app_dir("activation", "1");
+    let log = dir.join("rwsgi.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_rwsgi"))
+        .arg("--wsgi-file")
+        .arg(dir.join("master_app.py"))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    // SAFETY: dup2 between fork and exec, as systemd does: the listening
+    // socket becomes fd 3 (and loses close-on-exec).
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(listener);
+    let r = wait_until(10, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    common::signal(child.id(), libc_sig::SIGINT);
+    let _ = child.wait();
+    assert!(r, "no answer on the inherited socket:\n{text}");
+    assert!(
+        text.contains(&format!("listening on http://{addr}")),
+        "{text}"
+    );
+}
