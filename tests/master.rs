@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::nginx::Nginx;
 use common::{libc_sig, Proto, Response, Server};
 
 /// A temp dir holding a copy of `master_app.py` (so a test may change its
@@ -69,35 +70,29 @@ struct Load {
 }
 
 impl Load {
-    fn start(addr: &str, clients: usize) -> Load {
+    /// `clients` threads, spread over `addrs`.
+    fn start(addrs: &[String], clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
         let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
         let threads = (0..clients)
-            .map(|_| {
-                let (addr, stop, ok, failed, errors) = (
-                    addr.to_string(),
-                    stop.clone(),
-                    ok.clone(),
-                    failed.clone(),
-                    errors.clone(),
-                );
+            .map(|i| {
+                let addr = addrs[i % addrs.len()].clone();
+                let (stop, ok, failed, errors) =
+                    (stop.clone(), ok.clone(), failed.clone(), errors.clone());
                 thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        match try_get(&addr, "/") {
+                        let error = match try_get(&addr, "/") {
                             Ok(r) if r.status == 200 => {
                                 ok.fetch_add(1, Ordering::Relaxed);
+                                continue;
                             }
-                            Ok(r) => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                errors.lock().unwrap().push(format!("status {}", r.status));
-                            }
-                            Err(e) => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                errors.lock().unwrap().push(e);
-                            }
-                        }
+                            Ok(r) => format!("{addr}: status {}", r.status),
+                            Err(e) => format!("{addr}: {e}"),
+                        };
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        errors.lock().unwrap().push(error);
                     }
                 })
             })
@@ -175,7 +170,7 @@ fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     let server = start(&dir, &["--processes", "2", "--threads", "2"]);
     assert!(wait_until(10, || workers(&server).len() == 2));
     let before = workers(&server);
-    let load = Load::start(&server.http, 4);
+    let load = Load::start(&[server.http.clone()], 4);
     thread::sleep(Duration::from_millis(500));
     let victim = *before.iter().next().unwrap();
     common::signal(victim, libc_sig::SIGKILL);
@@ -201,7 +196,9 @@ fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     );
 }
 
-fn reload_under_load(lazy: bool) {
+/// Reloads three times under steady load (through nginx on all three
+/// routes, or straight to the HTTP socket) and counts failed requests.
+fn reload_under_load(lazy: bool, through_nginx: bool) {
     let dir = app_dir(
         if lazy {
             "reload-lazy"
@@ -216,7 +213,12 @@ fn reload_under_load(lazy: bool) {
     }
     let server = start(&dir, &extra);
     assert_eq!(fields(&server.get(Proto::Http, "/"))["version"], "v1");
-    let load = Load::start(&server.http, 4);
+    let nginx = through_nginx.then(|| Nginx::start(&server));
+    let addrs = match &nginx {
+        Some(n) => vec![n.uwsgi.clone(), n.scgi.clone(), n.http.clone()],
+        None => vec![server.http.clone()],
+    };
+    let load = Load::start(&addrs, 6);
     for round in 2..=4 {
         std::fs::write(dir.join("version.txt"), format!("v{round}")).unwrap();
         let before = workers(&server);
@@ -234,7 +236,11 @@ fn reload_under_load(lazy: bool) {
             == format!("v{round}")));
     }
     let (ok, failed, errors) = load.finish();
-    assert_eq!(failed, 0, "failed requests during reloads: {errors:?}");
+    let nginx_log = nginx.as_ref().map(Nginx::logs).unwrap_or_default();
+    assert_eq!(
+        failed, 0,
+        "failed requests during reloads: {errors:?}\n{nginx_log}"
+    );
     assert!(ok > 50, "only {ok} requests");
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{}/comm", server.pid()))
@@ -245,13 +251,18 @@ fn reload_under_load(lazy: bool) {
 }
 
 #[test]
-fn sighup_reloads_fresh_code_with_zero_failed_requests() {
-    reload_under_load(false);
+fn sighup_reloads_fresh_code_through_nginx_with_zero_failed_requests() {
+    reload_under_load(false, true);
 }
 
 #[test]
-fn sighup_reloads_lazy_apps_with_zero_failed_requests() {
-    reload_under_load(true);
+fn sighup_reloads_lazy_apps_through_nginx_with_zero_failed_requests() {
+    reload_under_load(true, true);
+}
+
+#[test]
+fn sighup_reloads_with_zero_failed_direct_http_requests() {
+    reload_under_load(false, false);
 }
 
 #[test]
