@@ -170,7 +170,7 @@ fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     let server = start(&dir, &["--processes", "2", "--threads", "2"]);
     assert!(wait_until(10, || workers(&server).len() == 2));
     let before = workers(&server);
-    let load = Load::start(&[server.http.clone()], 4);
+    let load = Load::start(std::slice::from_ref(&server.http), 4);
     thread::sleep(Duration::from_millis(500));
     let victim = *before.iter().next().unwrap();
     common::signal(victim, libc_sig::SIGKILL);
