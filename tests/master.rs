@@ -555,3 +555,43 @@ fn socket_activation_serves_on_an_inherited_socket() {
         "{text}"
     );
 }
+
+#[test]
+fn systemd_is_told_ready_then_reloading_then_ready_again() {
+    let dir = app_dir("notify", "1");
+    let notify = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let app = dir.join("master_app.py");
+    let log = dir.join("rwsgi.log");
+    let port = common::free_port();
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rwsgi"))
+        .args(["--wsgi-file", app.to_str().unwrap(), "--processes", "2"])
+        .args(["--http-socket", &format!("127.0.0.1:{port}")])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let mut next = || {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    common::signal(child.id(), libc_sig::SIGHUP);
+    let second = next();
+    let third = next();
+    common::signal(child.id(), libc_sig::SIGTERM);
+    let fourth = next();
+    let _ = child.wait();
+    assert_eq!(
+        [first.as_str(), &second, &third, &fourth],
+        ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"],
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}

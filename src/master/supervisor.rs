@@ -137,7 +137,7 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         respawn_at: HashMap::new(),
         failures: HashMap::new(),
         ever_ready: reexec.is_some(),
-        notified_ready: reexec.is_some(),
+        notified_ready: false,
         stopping: None,
         exit_code: 0,
         last_touch_check: Instant::now(),
@@ -417,7 +417,11 @@ impl Supervisor<'_> {
     }
 
     fn notify_ready(&mut self) {
-        let ready = self.procs.iter().filter(|p| self.is_ready(p)).count();
+        let ready = self
+            .procs
+            .iter()
+            .filter(|p| p.generation == self.generation && p.retiring.is_none() && self.is_ready(p))
+            .count();
         if ready > 0 {
             self.ever_ready = true;
             self.respawn_failures_reset();
