@@ -576,7 +576,7 @@ fn systemd_is_told_ready_then_reloading_then_ready_again() {
         .stderr(out)
         .spawn()
         .unwrap();
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 256];
         let n = socket.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()
