@@ -110,6 +110,29 @@ pub struct Cli {
     #[arg(long = "post-buffering", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub post_buffering: usize,
 
+    /// Seconds a client has to send a whole request head (slow clients and
+    /// slowloris get a 408 and a closed connection).
+    #[arg(long = "header-timeout", default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout: u64,
+
+    /// Seconds a request body may stall between two reads.
+    #[arg(long = "body-timeout", default_value_t = 60, value_name = "SECONDS")]
+    pub body_timeout: u64,
+
+    /// Seconds an idle keep-alive connection stays open between requests.
+    #[arg(long = "keepalive-timeout", visible_alias = "http-keepalive", default_value_t = 5, value_name = "SECONDS")]
+    pub keepalive_timeout: u64,
+
+    /// Seconds a client may leave the response unread before the connection
+    /// is dropped (uWSGI's socket-timeout).
+    #[arg(long = "write-timeout", visible_alias = "socket-timeout", default_value_t = 60, value_name = "SECONDS")]
+    pub write_timeout: u64,
+
+    /// Most open connections per worker; past it the worker stops
+    /// accepting until one closes (the rest wait in the listen backlog).
+    #[arg(long = "max-connections", default_value_t = 10000, value_name = "N")]
+    pub max_connections: usize,
+
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
     pub disable_logging: bool,
