@@ -14,7 +14,7 @@ use super::scoreboard::{Recycle, Scoreboard};
 use super::{exit_code, SCOREBOARD};
 use crate::config::Cli;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
-use crate::server::{Lifecycle, Observer, Shared};
+use crate::server::{Lifecycle, Observer, Shared, Timeouts};
 use crate::wsgi::{interpreter, LoadedApp, ThreadPool, WorkerFacts};
 
 /// What a worker gets from the master.
@@ -85,6 +85,13 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         harakiri: (cli.harakiri > 0).then(|| Duration::from_secs(cli.harakiri)),
         observer: Some(watch.clone()),
         lifecycle: Arc::new(Lifecycle::default()),
+        timeouts: Timeouts {
+            header: Duration::from_secs(cli.header_timeout.max(1)),
+            body: Duration::from_secs(cli.body_timeout.max(1)),
+            keepalive: Duration::from_secs(cli.keepalive_timeout.max(1)),
+            write: Duration::from_secs(cli.write_timeout.max(1)),
+        },
+        connection_slots: Arc::new(tokio::sync::Semaphore::new(cli.max_connections.max(1))),
     });
     runtime.block_on(serve(id, cli, listeners, shared, watch))
 }

@@ -3,10 +3,11 @@
 //! app's `wsgi.input` through a bounded channel as the socket delivers them.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::stream::Stream;
+use std::time::Duration;
+
+use super::stream::{read_within, Stream};
 use crate::exchange::BodyMsg;
 use crate::protocol::chunked::{Chunk, ChunkedDecoder};
 use crate::protocol::{BodyFraming, ErrorKind, ProtocolError};
@@ -85,18 +86,20 @@ impl BodyDecoder {
         }
     }
 
-    /// Reads the next piece, from `buf` first, then from the socket.
+    /// Reads the next piece, from `buf` first, then from the socket,
+    /// waiting at most `stall` for each read.
     pub async fn read<S: Stream>(
         &mut self,
         stream: &mut S,
         buf: &mut BytesMut,
+        stall: Duration,
     ) -> Result<Piece, BodyError> {
         loop {
             if let Some(piece) = self.next(buf).map_err(BodyError::Protocol)? {
                 return Ok(piece);
             }
             buf.reserve(MAX_PIECE.min(16 * 1024));
-            match stream.read_buf(buf).await {
+            match read_within(stream, buf, stall).await {
                 Ok(0) => {
                     return Err(BodyError::Io(
                         "client closed the connection mid-body".into(),
@@ -128,13 +131,14 @@ pub async fn prebuffer<S: Stream>(
     buf: &mut BytesMut,
     limit: usize,
     max_body: u64,
+    stall: Duration,
 ) -> Result<Prebuffered, BodyError> {
     if let BodyDecoder::Length(n) = *decoder {
         if n <= limit as u64 {
             let n = n as usize;
             while buf.len() < n {
                 buf.reserve(n - buf.len());
-                match stream.read_buf(buf).await {
+                match read_within(stream, buf, stall).await {
                     Ok(0) => {
                         return Err(BodyError::Io(
                             "client closed the connection mid-body".into(),
@@ -158,7 +162,7 @@ pub async fn prebuffer<S: Stream>(
         if collected.len() >= limit {
             return Ok(Prebuffered::Partial(collected.freeze()));
         }
-        match decoder.read(stream, buf).await? {
+        match decoder.read(stream, buf, stall).await? {
             Piece::Data(data) => {
                 collected.extend_from_slice(&data);
                 check_total(collected.len() as u64, max_body)?;
@@ -191,6 +195,8 @@ pub struct BodyFeed {
     total: u64,
     /// `limit-post` (0: none).
     max_body: u64,
+    /// Longest wait for one read of the body.
+    stall: Duration,
 }
 
 impl BodyFeed {
@@ -200,12 +206,14 @@ impl BodyFeed {
         tx: Option<mpsc::Sender<BodyMsg>>,
         already: u64,
         max_body: u64,
+        stall: Duration,
     ) -> Self {
         BodyFeed {
             decoder,
             tx,
             total: already,
             max_body,
+            stall,
         }
     }
 
@@ -229,7 +237,7 @@ impl BodyFeed {
             self.tx = None;
             return Ok(());
         };
-        let piece = self.decoder.read(stream, buf).await;
+        let piece = self.decoder.read(stream, buf, self.stall).await;
         let piece = piece.and_then(|p| {
             if let Piece::Data(d) = &p {
                 self.total += d.len() as u64;
@@ -263,7 +271,7 @@ impl BodyFeed {
         self.tx = None;
         let mut discarded = 0u64;
         while !self.decoder.is_done() {
-            match self.decoder.read(stream, buf).await {
+            match self.decoder.read(stream, buf, self.stall).await {
                 Ok(Piece::Data(d)) => {
                     discarded += d.len() as u64;
                     if discarded > max {

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::respond::{Next, ResponseWriter};
-use super::stream::Stream;
-use super::{Lifecycle, ListenerContext, Peer};
+use super::stream::{write_within, Stream};
+use super::{ListenerContext, Peer, Shared};
 use crate::exchange::{Body, BodyMsg, Event, Job};
 use crate::protocol::response::{reason, simple_response, RequestShape};
 use crate::protocol::{BodyFraming, Decoder, ErrorKind, Protocol, ProtocolError, Request};
@@ -45,10 +45,13 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     let mut served = 0u64;
     loop {
         let lifecycle = &ctx.shared.lifecycle;
-        let request = match read_head(&mut stream, &mut buf, &mut decoder, lifecycle, served).await
-        {
+        let request = match read_head(&mut stream, &mut buf, &mut decoder, &ctx.shared, served).await {
             Ok(Some(request)) => request,
             Ok(None) => return,
+            Err(HeadError::Timeout) => {
+                head_timed_out(&mut stream, &ctx, &peer, buf.len()).await;
+                return;
+            }
             Err(HeadError::Protocol(e)) => {
                 reject(&mut stream, &ctx, &peer, &e).await;
                 return;
@@ -70,44 +73,71 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
 enum HeadError {
     Protocol(ProtocolError),
     Io(std::io::Error),
+    /// The head did not arrive within the header timeout.
+    Timeout,
 }
 
 /// Reads until a whole request head is decoded. `Ok(None)`: the peer closed
-/// cleanly between requests (or before sending anything), or the server is
-/// draining and the connection is idle.
+/// cleanly between requests (or before sending anything), stayed idle past
+/// the keep-alive timeout, or the server is draining and the connection is
+/// idle.
 ///
-/// A connection that has served nothing yet was accepted for a request its
-/// client has sent or is sending: a drain does not close it (that would
-/// lose the request); it only bounds the wait to [`DRAIN_FIRST_REQUEST`].
+/// A head must arrive whole within the header timeout, counted from the
+/// connection's start for its first request and from the first byte for
+/// later ones: a client trickling bytes (slowloris) cannot hold a
+/// connection for long. A connection that has served nothing yet was
+/// accepted for a request its client has sent or is sending: a drain does
+/// not close it (that would lose the request); it only bounds the wait to
+/// [`DRAIN_FIRST_REQUEST`].
 async fn read_head<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
-    lifecycle: &Lifecycle,
+    shared: &Shared,
     served: u64,
 ) -> Result<Option<Request>, HeadError> {
+    let timeouts = shared.timeouts;
+    let lifecycle = &shared.lifecycle;
+    let mut deadline = (served == 0).then(|| Instant::now() + timeouts.header);
     loop {
         if !buf.is_empty() {
+            deadline.get_or_insert_with(|| Instant::now() + timeouts.header);
             if let Some(request) = decoder.decode(buf).map_err(HeadError::Protocol)? {
                 return Ok(Some(request));
             }
         }
         buf.reserve(4096);
-        let read = if buf.is_empty() {
-            // Idle between requests: a drain closes the connection.
-            let drained = async {
-                lifecycle.drained().await;
-                if served == 0 {
-                    tokio::time::sleep(DRAIN_FIRST_REQUEST).await;
+        let read = match deadline {
+            None => {
+                // Idle between requests: the keep-alive timeout or a drain
+                // closes the connection.
+                tokio::select! {
+                    biased;
+                    read = tokio::time::timeout(timeouts.keepalive, stream.read_buf(buf)) => match read {
+                        Ok(read) => read,
+                        Err(_) => return Ok(None),
+                    },
+                    _ = lifecycle.drained() => return Ok(None),
                 }
-            };
-            tokio::select! {
-                biased;
-                read = stream.read_buf(buf) => read,
-                _ = drained => return Ok(None),
             }
-        } else {
-            stream.read_buf(buf).await
+            Some(at) => {
+                let first_wait = served == 0 && buf.is_empty();
+                let drained = async {
+                    if !first_wait {
+                        return std::future::pending().await;
+                    }
+                    lifecycle.drained().await;
+                    tokio::time::sleep(DRAIN_FIRST_REQUEST).await;
+                };
+                tokio::select! {
+                    biased;
+                    read = tokio::time::timeout_at(at.into(), stream.read_buf(buf)) => match read {
+                        Ok(read) => read,
+                        Err(_) => return Err(HeadError::Timeout),
+                    },
+                    _ = drained => return Ok(None),
+                }
+            }
         };
         match read {
             Ok(0) if buf.is_empty() => return Ok(None),
@@ -121,6 +151,23 @@ async fn read_head<S: Stream>(
             Err(e) => return Err(HeadError::Io(e)),
         }
     }
+}
+
+/// A head that did not arrive in time: 408 if the client sent part of one,
+/// a quiet close if it sent nothing.
+async fn head_timed_out<S: Stream>(stream: &mut S, ctx: &ListenerContext, peer: &Peer, received: usize) {
+    let limit = ctx.shared.timeouts.header.as_secs_f64();
+    if received == 0 {
+        tracing::debug!(peer = %peer, "no request within {limit} s; closing");
+        return;
+    }
+    tracing::info!(
+        peer = %peer,
+        listener = %ctx.name,
+        "client error: request head incomplete after {limit} s ({received} bytes received; header-timeout) -> 408"
+    );
+    let response = simple_response(ctx.protocol, 408, reason(408), "request head not received in time\n", &[]);
+    let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
 }
 
 /// Answers a request the codec rejected, logs why, and lets the caller
@@ -144,7 +191,7 @@ async fn reject<S: Stream>(
     };
     let body = format!("{}\n", err.detail());
     let response = simple_response(protocol, err.status(), reason(err.status()), &body, &[]);
-    let _ = stream.write_all(&response).await;
+    let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
 }
 
 async fn serve_request<S: Stream>(
@@ -167,8 +214,7 @@ async fn serve_request<S: Stream>(
     let mut decoder = BodyDecoder::new(request.body);
     if request.expect_continue
         && !decoder.is_done()
-        && stream
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        && write_within(stream, b"HTTP/1.1 100 Continue\r\n\r\n", shared.timeouts.write)
             .await
             .is_err()
     {
@@ -181,6 +227,7 @@ async fn serve_request<S: Stream>(
         buf,
         shared.post_buffering,
         shared.limits.body,
+        shared.timeouts.body,
     )
     .await;
     let (body, feed) = match prebuffered {
@@ -199,7 +246,13 @@ async fn serve_request<S: Stream>(
             if !first.is_empty() {
                 let _ = tx.try_send(BodyMsg::Data(first));
             }
-            let feed = BodyFeed::new(decoder, Some(tx), already, shared.limits.body);
+            let feed = BodyFeed::new(
+                decoder,
+                Some(tx),
+                already,
+                shared.limits.body,
+                shared.timeouts.body,
+            );
             (Body::Stream(rx), Some(feed))
         }
         Err(BodyError::Protocol(e)) => {
@@ -234,10 +287,10 @@ async fn serve_request<S: Stream>(
             body,
             &[("Retry-After", &retry)],
         );
-        let _ = stream.write_all(&response).await;
+        let _ = write_within(stream, &response, shared.timeouts.write).await;
         return After::Close;
     }
-    let mut writer = ResponseWriter::new(shape);
+    let mut writer = ResponseWriter::new(shape, shared.timeouts.write);
     let deadline = shared.harakiri.map(|limit| started + limit);
     let outcome = pump(
         stream,
@@ -317,7 +370,7 @@ async fn harakiri<S: Stream>(
             "the app did not answer in time (harakiri)\n",
             &[],
         );
-        let _ = stream.write_all(&response).await;
+        let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
     }
     if let Some(observer) = &ctx.shared.observer {
         observer.harakiri(label, elapsed);
@@ -387,7 +440,7 @@ async fn pump<S: Stream>(
                     "Internal Server Error\n",
                     &[],
                 );
-                let _ = stream.write_all(&response).await;
+                let _ = write_within(stream, &response, writer.write_timeout()).await;
             }
             return Pumped::Broken;
         };

@@ -149,6 +149,9 @@ pub async fn accept_loop(
                 shared,
             });
             loop {
+                let Some(permit) = connection_slot(&ctx).await else {
+                    return Ok(());
+                };
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     _ = ctx.shared.lifecycle.drained() => return Ok(()),
@@ -160,7 +163,11 @@ pub async fn accept_loop(
                             addr: Bytes::from(addr.ip().to_string()),
                             port: Bytes::from(addr.port().to_string()),
                         };
-                        tokio::spawn(serve_connection(stream, peer, ctx.clone()));
+                        let ctx = ctx.clone();
+                        tokio::spawn(async move {
+                            serve_connection(stream, peer, ctx).await;
+                            drop(permit);
+                        });
                     }
                     Err(e) => accept_failed(&ctx.name, e).await,
                 }
@@ -177,6 +184,9 @@ pub async fn accept_loop(
                 shared,
             });
             loop {
+                let Some(permit) = connection_slot(&ctx).await else {
+                    return Ok(());
+                };
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     _ = ctx.shared.lifecycle.drained() => return Ok(()),
@@ -187,12 +197,28 @@ pub async fn accept_loop(
                             addr: Bytes::new(),
                             port: Bytes::new(),
                         };
-                        tokio::spawn(serve_connection(stream, peer, ctx.clone()));
+                        let ctx = ctx.clone();
+                        tokio::spawn(async move {
+                            serve_connection(stream, peer, ctx).await;
+                            drop(permit);
+                        });
                     }
                     Err(e) => accept_failed(&ctx.name, e).await,
                 }
             }
         }
+    }
+}
+
+/// Waits for room under `--max-connections`; `None` once draining.
+async fn connection_slot(ctx: &ListenerContext) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let slots = ctx.shared.connection_slots.clone();
+    if slots.available_permits() == 0 {
+        tracing::warn!(listener = %ctx.name, "max-connections reached; new connections wait in the backlog");
+    }
+    tokio::select! {
+        permit = slots.acquire_owned() => permit.ok(),
+        _ = ctx.shared.lifecycle.drained() => None,
     }
 }
 

@@ -50,6 +50,35 @@ pub struct Shared {
     pub observer: Option<Arc<dyn Observer>>,
     /// Draining and connection counting, for graceful stops.
     pub lifecycle: Arc<Lifecycle>,
+    /// How long peers may take.
+    pub timeouts: Timeouts,
+    /// Caps open connections (`--max-connections`): accepting waits for a
+    /// permit, so excess clients wait in the kernel's listen backlog.
+    pub connection_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a peer may take at each stage of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To send a whole request head (408 past it).
+    pub header: Duration,
+    /// Between two reads of a request body.
+    pub body: Duration,
+    /// Idle between two requests on a keep-alive connection.
+    pub keepalive: Duration,
+    /// For a write to make progress (a client that stopped reading).
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(60),
+            keepalive: Duration::from_secs(5),
+            write: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What the process around the server wants to hear about.

@@ -4,10 +4,10 @@
 //! sends files with sendfile.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use std::time::Duration;
 
 use super::date::http_date;
-use super::stream::{sendfile, Stream};
+use super::stream::{sendfile, write_within, Stream};
 use crate::exchange::Event;
 use crate::protocol::response::{
     choose_framing, encode_chunk_header, encode_head, Framing, RequestShape, ResponseHead,
@@ -37,6 +37,8 @@ pub struct ResponseWriter {
     pub body_bytes: u64,
     /// The app sent more than its Content-Length: the excess was dropped.
     pub overflowed: bool,
+    /// How long a write may wait for the client to take bytes.
+    write_timeout: Duration,
 }
 
 /// What a connection should do after an event.
@@ -52,7 +54,7 @@ pub enum Next {
 
 impl ResponseWriter {
     /// A writer for a response to a request of `shape`.
-    pub fn new(shape: RequestShape) -> Self {
+    pub fn new(shape: RequestShape, write_timeout: Duration) -> Self {
         ResponseWriter {
             shape,
             out: BytesMut::with_capacity(1024),
@@ -62,7 +64,13 @@ impl ResponseWriter {
             status: 0,
             body_bytes: 0,
             overflowed: false,
+            write_timeout,
         }
+    }
+
+    /// How long a write may wait for the client.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
     }
 
     /// The connection's protocol.
@@ -136,7 +144,7 @@ impl ResponseWriter {
     /// Writes out whatever is buffered.
     pub async fn flush<S: Stream>(&mut self, stream: &mut S) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            stream.write_all(&self.out).await?;
+            write_within(stream, &self.out, self.write_timeout).await?;
             self.out.clear();
         }
         Ok(())
@@ -167,7 +175,7 @@ impl ResponseWriter {
             self.out.put_slice(&data);
         } else {
             self.flush(stream).await?;
-            stream.write_all(&data).await?;
+            write_within(stream, &data, self.write_timeout).await?;
         }
         if framing == Framing::Chunked {
             self.out.put_slice(b"\r\n");
@@ -191,7 +199,7 @@ impl ResponseWriter {
             encode_chunk_header(&mut self.out, len as usize);
         }
         self.flush(stream).await?;
-        let sent = sendfile(stream, &file, offset, len).await?;
+        let sent = sendfile(stream, &file, offset, len, self.write_timeout).await?;
         tracing::debug!("sent {sent} bytes of a file with sendfile");
         if sent < len {
             // The file shrank under us: the framing can no longer be kept.

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
 
 /// A connected stream socket: TCP or Unix.
@@ -35,14 +38,46 @@ impl Stream for UnixStream {
     }
 }
 
+/// Reads what is available into `buf`, failing with `TimedOut` when nothing
+/// arrives within `limit`.
+pub async fn read_within<S: Stream>(stream: &mut S, buf: &mut BytesMut, limit: Duration) -> io::Result<usize> {
+    match tokio::time::timeout(limit, stream.read_buf(buf)).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out("read", limit)),
+    }
+}
+
+/// Writes all of `bytes`, failing with `TimedOut` when the peer takes none
+/// of them for `limit` (a client that stopped reading).
+pub async fn write_within<S: Stream>(stream: &mut S, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match tokio::time::timeout(limit, stream.write(rest)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => rest = &rest[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(timed_out("write", limit)),
+        }
+    }
+    Ok(())
+}
+
+fn timed_out(what: &str, limit: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("{what} timed out after {} s", limit.as_secs_f64()),
+    )
+}
+
 /// Sends `len` bytes of `file` from `offset` to `sock` with sendfile(2),
-/// waiting for writability as needed. Returns the bytes sent (less than
+/// waiting for writability as needed (up to `limit` each time). Returns the bytes sent (less than
 /// `len` only if the file was shorter than announced).
 pub async fn sendfile<S: Stream>(
     sock: &S,
     file: &std::fs::File,
     mut offset: u64,
     len: u64,
+    limit: Duration,
 ) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < len {
@@ -64,7 +99,11 @@ pub async fn sendfile<S: Stream>(
                 sent += n;
                 offset += n;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(limit, sock.writable())
+                    .await
+                    .map_err(|_| timed_out("write", limit))??
+            }
             Err(e) => return Err(e),
         }
     }
