@@ -120,12 +120,22 @@ pub struct Cli {
     pub body_timeout: u64,
 
     /// Seconds an idle keep-alive connection stays open between requests.
-    #[arg(long = "keepalive-timeout", visible_alias = "http-keepalive", default_value_t = 5, value_name = "SECONDS")]
+    #[arg(
+        long = "keepalive-timeout",
+        visible_alias = "http-keepalive",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
     pub keepalive_timeout: u64,
 
     /// Seconds a client may leave the response unread before the connection
     /// is dropped (uWSGI's socket-timeout).
-    #[arg(long = "write-timeout", visible_alias = "socket-timeout", default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long = "write-timeout",
+        visible_alias = "socket-timeout",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
     pub write_timeout: u64,
 
     /// Most open connections per worker; past it the worker stops

@@ -40,27 +40,28 @@ enum After {
 /// Serves requests on `stream` until the peer closes or an error ends it.
 pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<ListenerContext>) {
     let _guard = ctx.shared.lifecycle.enter();
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut buf = BytesMut::new();
     let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
     let mut served = 0u64;
     loop {
         let lifecycle = &ctx.shared.lifecycle;
-        let request = match read_head(&mut stream, &mut buf, &mut decoder, &ctx.shared, served).await {
-            Ok(Some(request)) => request,
-            Ok(None) => return,
-            Err(HeadError::Timeout) => {
-                head_timed_out(&mut stream, &ctx, &peer, buf.len()).await;
-                return;
-            }
-            Err(HeadError::Protocol(e)) => {
-                reject(&mut stream, &ctx, &peer, &e).await;
-                return;
-            }
-            Err(HeadError::Io(e)) => {
-                tracing::debug!(peer = %peer, "connection error before a request: {e}");
-                return;
-            }
-        };
+        let request =
+            match read_head(&mut stream, &mut buf, &mut decoder, &ctx.shared, served).await {
+                Ok(Some(request)) => request,
+                Ok(None) => return,
+                Err(HeadError::Timeout) => {
+                    head_timed_out(&mut stream, &ctx, &peer, buf.len()).await;
+                    return;
+                }
+                Err(HeadError::Protocol(e)) => {
+                    reject(&mut stream, &ctx, &peer, &e).await;
+                    return;
+                }
+                Err(HeadError::Io(e)) => {
+                    tracing::debug!(peer = %peer, "connection error before a request: {e}");
+                    return;
+                }
+            };
         served += 1;
         match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
             After::KeepAlive if !lifecycle.is_draining() => continue,
@@ -106,21 +107,26 @@ async fn read_head<S: Stream>(
                 return Ok(Some(request));
             }
         }
-        buf.reserve(4096);
         let read = match deadline {
             None => {
-                // Idle between requests: the keep-alive timeout or a drain
-                // closes the connection.
+                // Idle between requests: hold no buffer while waiting (an
+                // idle keep-alive connection then costs a few hundred
+                // bytes); the keep-alive timeout or a drain closes it.
+                *buf = BytesMut::new();
                 tokio::select! {
                     biased;
-                    read = tokio::time::timeout(timeouts.keepalive, stream.read_buf(buf)) => match read {
-                        Ok(read) => read,
+                    ready = tokio::time::timeout(timeouts.keepalive, stream.readable()) => match ready {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(HeadError::Io(e)),
                         Err(_) => return Ok(None),
                     },
                     _ = lifecycle.drained() => return Ok(None),
                 }
+                buf.reserve(4096);
+                stream.read_buf(buf).await
             }
             Some(at) => {
+                buf.reserve(4096);
                 let first_wait = served == 0 && buf.is_empty();
                 let drained = async {
                     if !first_wait {
@@ -155,7 +161,12 @@ async fn read_head<S: Stream>(
 
 /// A head that did not arrive in time: 408 if the client sent part of one,
 /// a quiet close if it sent nothing.
-async fn head_timed_out<S: Stream>(stream: &mut S, ctx: &ListenerContext, peer: &Peer, received: usize) {
+async fn head_timed_out<S: Stream>(
+    stream: &mut S,
+    ctx: &ListenerContext,
+    peer: &Peer,
+    received: usize,
+) {
     let limit = ctx.shared.timeouts.header.as_secs_f64();
     if received == 0 {
         tracing::debug!(peer = %peer, "no request within {limit} s; closing");
@@ -166,7 +177,13 @@ async fn head_timed_out<S: Stream>(stream: &mut S, ctx: &ListenerContext, peer: 
         listener = %ctx.name,
         "client error: request head incomplete after {limit} s ({received} bytes received; header-timeout) -> 408"
     );
-    let response = simple_response(ctx.protocol, 408, reason(408), "request head not received in time\n", &[]);
+    let response = simple_response(
+        ctx.protocol,
+        408,
+        reason(408),
+        "request head not received in time\n",
+        &[],
+    );
     let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
 }
 
@@ -214,9 +231,13 @@ async fn serve_request<S: Stream>(
     let mut decoder = BodyDecoder::new(request.body);
     if request.expect_continue
         && !decoder.is_done()
-        && write_within(stream, b"HTTP/1.1 100 Continue\r\n\r\n", shared.timeouts.write)
-            .await
-            .is_err()
+        && write_within(
+            stream,
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            shared.timeouts.write,
+        )
+        .await
+        .is_err()
     {
         return After::Close;
     }

@@ -149,15 +149,15 @@ pub async fn accept_loop(
                 shared,
             });
             loop {
-                let Some(permit) = connection_slot(&ctx).await else {
-                    return Ok(());
-                };
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     _ = ctx.shared.lifecycle.drained() => return Ok(()),
                 };
                 match accepted {
                     Ok((stream, addr)) => {
+                        let Some(permit) = connection_slot(&ctx).await else {
+                            return Ok(());
+                        };
                         let _ = stream.set_nodelay(true);
                         let peer = Peer {
                             addr: Bytes::from(addr.ip().to_string()),
@@ -184,15 +184,15 @@ pub async fn accept_loop(
                 shared,
             });
             loop {
-                let Some(permit) = connection_slot(&ctx).await else {
-                    return Ok(());
-                };
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     _ = ctx.shared.lifecycle.drained() => return Ok(()),
                 };
                 match accepted {
                     Ok((stream, _)) => {
+                        let Some(permit) = connection_slot(&ctx).await else {
+                            return Ok(());
+                        };
                         let peer = Peer {
                             addr: Bytes::new(),
                             port: Bytes::new(),
@@ -210,7 +210,10 @@ pub async fn accept_loop(
     }
 }
 
-/// Waits for room under `--max-connections`; `None` once draining.
+/// Waits for room under `--max-connections` before a just-accepted
+/// connection is served (and before the next accept); `None` once
+/// draining. At most one connection per listener waits like this: the rest
+/// stay in the kernel's backlog.
 async fn connection_slot(ctx: &ListenerContext) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let slots = ctx.shared.connection_slots.clone();
     if slots.available_permits() == 0 {

@@ -15,6 +15,8 @@ use tokio::net::{TcpStream, UnixStream};
 pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
     /// Waits until the socket is writable.
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Waits until the socket has bytes (or EOF) to read.
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Runs a non-blocking write-side syscall, clearing readiness on
     /// `WouldBlock` (tokio's `try_io`).
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
@@ -23,6 +25,9 @@ pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
 impl Stream for TcpStream {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::writable(self)
+    }
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::readable(self)
     }
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         self.try_io(Interest::WRITABLE, f)
@@ -33,6 +38,9 @@ impl Stream for UnixStream {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         UnixStream::writable(self)
     }
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        UnixStream::readable(self)
+    }
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         self.try_io(Interest::WRITABLE, f)
     }
@@ -40,7 +48,11 @@ impl Stream for UnixStream {
 
 /// Reads what is available into `buf`, failing with `TimedOut` when nothing
 /// arrives within `limit`.
-pub async fn read_within<S: Stream>(stream: &mut S, buf: &mut BytesMut, limit: Duration) -> io::Result<usize> {
+pub async fn read_within<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    limit: Duration,
+) -> io::Result<usize> {
     match tokio::time::timeout(limit, stream.read_buf(buf)).await {
         Ok(result) => result,
         Err(_) => Err(timed_out("read", limit)),
@@ -49,7 +61,11 @@ pub async fn read_within<S: Stream>(stream: &mut S, buf: &mut BytesMut, limit: D
 
 /// Writes all of `bytes`, failing with `TimedOut` when the peer takes none
 /// of them for `limit` (a client that stopped reading).
-pub async fn write_within<S: Stream>(stream: &mut S, bytes: &[u8], limit: Duration) -> io::Result<()> {
+pub async fn write_within<S: Stream>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
     let mut rest = bytes;
     while !rest.is_empty() {
         match tokio::time::timeout(limit, stream.write(rest)).await {
