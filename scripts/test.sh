@@ -66,6 +66,18 @@ ensure_nginx() {
     nginx_usable || { echo "no usable nginx after installing it" >&2; exit 1; }
 }
 
+# tmux runs uwsgitop in a pseudo-terminal for tests/stats.rs.
+ensure_tmux() {
+    command -v tmux >/dev/null 2>&1 && return
+    if [ "$(id -u)" != 0 ]; then
+        echo "tmux is missing; install it as root" >&2
+        exit 1
+    fi
+    say "installing tmux"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >/dev/null
+    apt_install tmux
+}
+
 # .venv with tests/requirements.txt, keyed by a hash of that file and of
 # the Python that made it.
 ensure_venv() {
@@ -84,6 +96,7 @@ ensure_venv() {
 }
 
 ensure_nginx
+ensure_tmux
 ensure_venv
 export RWSGI_TEST_VENV=$repo/.venv
 RWSGI_TEST_NGINX=$(nginx_bin)

@@ -81,3 +81,13 @@ pub trait Dispatch: Send + Sync + 'static {
     /// can answer 503 instead of queueing without bound.
     fn dispatch(&self, job: Job) -> Result<(), Box<Job>>;
 }
+
+/// Told what the Python thread pool is doing (for stats and metrics).
+pub trait PoolObserver: Send + Sync + 'static {
+    /// Thread `thread` took a job.
+    fn job_started(&self, thread: usize);
+    /// Thread `thread` finished a job; `app_error` if the app raised.
+    fn job_finished(&self, thread: usize, app_error: bool);
+    /// Jobs now waiting for a thread.
+    fn queue_depth(&self, depth: usize);
+}

@@ -15,6 +15,7 @@
 //!   sockets.
 //! - [`master`]: the master process and its workers (fork, respawn,
 //!   reload, stop, recycling).
+//! - [`stats`]: the uWSGI-compatible stats server and Prometheus metrics.
 //! - [`config`]: the command line.
 
 pub mod config;
@@ -22,4 +23,5 @@ pub mod exchange;
 pub mod master;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 pub mod wsgi;

@@ -143,6 +143,19 @@ pub struct Cli {
     #[arg(long = "max-connections", default_value_t = 10000, value_name = "N")]
     pub max_connections: usize,
 
+    /// Serve uWSGI-style stats JSON (for uwsgitop and the uWSGI exporters)
+    /// on ADDR (host:port or a Unix socket path).
+    #[arg(long, value_name = "ADDR")]
+    pub stats: Option<ListenAddr>,
+
+    /// Answer on the --stats socket over HTTP.
+    #[arg(long = "stats-http")]
+    pub stats_http: bool,
+
+    /// Serve Prometheus metrics over HTTP on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<ListenAddr>,
+
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
     pub disable_logging: bool,

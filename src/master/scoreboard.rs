@@ -47,7 +47,7 @@ impl Recycle {
 
 /// One worker's slot.
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Slot {
     /// The worker's pid, 0 when the slot is free.
     pub pid: AtomicI32,
@@ -65,7 +65,30 @@ pub struct Slot {
     pub busy: AtomicU32,
     /// Sum of request durations in microseconds (for the average).
     pub busy_micros: AtomicU64,
+    /// Response body bytes written.
+    pub tx: AtomicU64,
+    /// When the worker started, in seconds since the epoch.
+    pub last_spawn: AtomicU64,
+    /// Requests waiting for a Python thread.
+    pub queued: AtomicU32,
+    /// Per Python thread (the first [`CORES`]): requests served.
+    pub core_requests: [AtomicU64; CORES],
+    /// Per Python thread (the first [`CORES`]): 1 while in a request.
+    pub core_busy: [AtomicU32; CORES],
+    /// Requests by protocol (http, uwsgi, scgi) and status class (1xx..5xx).
+    pub by_status: [[AtomicU64; 5]; 3],
+    /// Request durations: counts per [`LATENCY_BUCKETS`] bound (the last is
+    /// +Inf).
+    pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
+
+/// Python threads per worker whose activity the scoreboard tracks.
+pub const CORES: usize = 64;
+
+/// Upper bounds, in seconds, of the request latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 impl Slot {
     /// The recycle reason the worker set.
@@ -82,6 +105,45 @@ impl Slot {
         self.exceptions.store(0, Ordering::Relaxed);
         self.busy.store(0, Ordering::Relaxed);
         self.busy_micros.store(0, Ordering::Relaxed);
+        self.tx.store(0, Ordering::Relaxed);
+        self.last_spawn.store(0, Ordering::Relaxed);
+        self.queued.store(0, Ordering::Relaxed);
+        for c in self.core_requests.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+        for c in self.core_busy.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+        for c in self.by_status.iter().flatten() {
+            c.store(0, Ordering::Relaxed);
+        }
+        for c in self.latency.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one finished request.
+    pub fn record(
+        &self,
+        protocol: usize,
+        status: u16,
+        body_bytes: u64,
+        elapsed: std::time::Duration,
+    ) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.busy_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.tx.fetch_add(body_bytes, Ordering::Relaxed);
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(row) = self.by_status.get(protocol) {
+            row[class].fetch_add(1, Ordering::Relaxed);
+        }
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
     }
 }
 

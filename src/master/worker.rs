@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 use super::scoreboard::{Recycle, Scoreboard};
 use super::{exit_code, SCOREBOARD};
 use crate::config::Cli;
+use crate::exchange::PoolObserver;
+use crate::protocol::Protocol;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
 use crate::server::{Lifecycle, Observer, Shared, Timeouts};
 use crate::wsgi::{interpreter, LoadedApp, ThreadPool, WorkerFacts};
@@ -58,7 +60,15 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         multithread: cli.threads > 1,
         multiprocess: cli.processes > 1,
     };
-    let pool = match ThreadPool::start(app, cli.threads as usize, cli.queue_size(), facts) {
+    let watch = Arc::new(WorkerWatch::new(id, slot, cli));
+    let observer: Arc<dyn PoolObserver> = watch.clone();
+    let pool = match ThreadPool::start(
+        app,
+        cli.threads as usize,
+        cli.queue_size(),
+        facts,
+        Some(observer),
+    ) {
         Ok(pool) => pool,
         Err(e) => {
             tracing::error!(worker = id, "cannot start Python threads: {e}");
@@ -75,7 +85,6 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
             return exit_code::FAILED;
         }
     };
-    let watch = Arc::new(WorkerWatch::new(id, slot, cli));
     let shared = Arc::new(Shared {
         limits: cli.limits(),
         post_buffering: cli.post_buffering,
@@ -124,6 +133,9 @@ async fn serve(
     }
     let slot = watch.slot();
     slot.pid.store(std::process::id() as i32, Ordering::Release);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    slot.last_spawn
+        .store(now.map(|d| d.as_secs()).unwrap_or(0), Ordering::Relaxed);
     slot.ready.store(1, Ordering::Release);
     tracing::info!(worker = id, pid = std::process::id(), "worker {id} ready");
     let lifetime = async {
@@ -255,14 +267,21 @@ impl WorkerWatch {
 }
 
 impl Observer for WorkerWatch {
-    fn request_finished(&self, status: u16, elapsed: Duration) {
+    fn request_finished(
+        &self,
+        protocol: Protocol,
+        status: u16,
+        body_bytes: u64,
+        elapsed: Duration,
+    ) {
         let slot = self.slot();
-        let served = slot.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        slot.busy_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        if status >= 500 {
-            slot.exceptions.fetch_add(1, Ordering::Relaxed);
-        }
+        let index = match protocol {
+            Protocol::Http => 0,
+            Protocol::Uwsgi => 1,
+            Protocol::Scgi => 2,
+        };
+        slot.record(index, status, body_bytes, elapsed);
+        let served = slot.requests.load(Ordering::Relaxed);
         if self.max_requests != 0 && served >= self.max_requests {
             self.recycle(Recycle::MaxRequests);
         }
@@ -275,6 +294,34 @@ impl Observer for WorkerWatch {
             libc::raise(libc::SIGUSR2);
         }
         self.recycle(Recycle::Harakiri);
+    }
+}
+
+impl PoolObserver for WorkerWatch {
+    fn job_started(&self, thread: usize) {
+        let slot = self.slot();
+        slot.busy.fetch_add(1, Ordering::Relaxed);
+        if let Some(core) = slot.core_busy.get(thread) {
+            core.store(1, Ordering::Relaxed);
+        }
+    }
+
+    fn job_finished(&self, thread: usize, app_error: bool) {
+        let slot = self.slot();
+        slot.busy.fetch_sub(1, Ordering::Relaxed);
+        if let Some(core) = slot.core_busy.get(thread) {
+            core.store(0, Ordering::Relaxed);
+        }
+        if let Some(count) = slot.core_requests.get(thread) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        if app_error {
+            slot.exceptions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn queue_depth(&self, depth: usize) {
+        self.slot().queued.store(depth as u32, Ordering::Relaxed);
     }
 }
 

@@ -333,7 +333,12 @@ async fn serve_request<S: Stream>(
         }
     };
     if let Some(observer) = &shared.observer {
-        observer.request_finished(writer.status, started.elapsed());
+        observer.request_finished(
+            ctx.protocol,
+            writer.status,
+            writer.body_bytes,
+            started.elapsed(),
+        );
     }
     if shared.access_log {
         tracing::info!(

@@ -83,8 +83,9 @@ impl Default for Timeouts {
 
 /// What the process around the server wants to hear about.
 pub trait Observer: Send + Sync + 'static {
-    /// A request completed (or was aborted) with `status` after `elapsed`.
-    fn request_finished(&self, status: u16, elapsed: Duration);
+    /// A request on a `protocol` connection completed (or was aborted)
+    /// with `status` after `elapsed`, having sent `body_bytes`.
+    fn request_finished(&self, protocol: Protocol, status: u16, body_bytes: u64, elapsed: Duration);
     /// A request ran past the harakiri limit and was answered 504.
     fn harakiri(&self, label: &str, elapsed: Duration);
 }

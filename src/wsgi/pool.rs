@@ -2,7 +2,6 @@
 //! waits for a job with the GIL released, runs the app, and waits again.
 //! A full queue gives the job back, so the connection answers 503.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -11,48 +10,48 @@ use pyo3::prelude::*;
 use super::call;
 use super::environ::WorkerFacts;
 use super::interpreter::LoadedApp;
-use crate::exchange::{Dispatch, Job};
+use crate::exchange::{Dispatch, Job, PoolObserver};
 
 /// A pool of Python threads running the app.
 pub struct ThreadPool {
     /// The queue of jobs waiting for a free thread.
     queue: Sender<Job>,
-    /// Threads running a request right now (for stats and overload logs).
-    busy: Arc<AtomicUsize>,
+    /// Told about queue depth, for stats.
+    observer: Option<Arc<dyn PoolObserver>>,
 }
 
 impl ThreadPool {
     /// Starts `threads` Python threads serving `app`, with room for
-    /// `queue_size` waiting jobs.
+    /// `queue_size` waiting jobs; `observer` hears about each job.
     pub fn start(
         app: Arc<LoadedApp>,
         threads: usize,
         queue_size: usize,
         facts: WorkerFacts,
+        observer: Option<Arc<dyn PoolObserver>>,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = crossbeam_channel::bounded(queue_size);
-        let busy = Arc::new(AtomicUsize::new(0));
         for n in 0..threads {
             let jobs = jobs.clone();
             let app = app.clone();
-            let busy = busy.clone();
+            let observer = observer.clone();
             std::thread::Builder::new()
                 .name(format!("rwsgi-py-{n}"))
-                .spawn(move || serve_jobs(jobs, &app, facts, &busy))?;
+                .spawn(move || serve_jobs(n, jobs, &app, facts, observer.as_deref()))?;
         }
-        Ok(ThreadPool { queue, busy })
-    }
-
-    /// Threads running a request now.
-    pub fn busy(&self) -> usize {
-        self.busy.load(Ordering::Relaxed)
+        Ok(ThreadPool { queue, observer })
     }
 }
 
 impl Dispatch for ThreadPool {
     fn dispatch(&self, job: Job) -> Result<(), Box<Job>> {
         match self.queue.try_send(job) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(observer) = &self.observer {
+                    observer.queue_depth(self.queue.len());
+                }
+                Ok(())
+            }
             Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
                 Err(Box::new(job))
             }
@@ -61,13 +60,24 @@ impl Dispatch for ThreadPool {
 }
 
 /// One Python thread's life: wait (GIL released), run, repeat.
-fn serve_jobs(jobs: Receiver<Job>, app: &LoadedApp, facts: WorkerFacts, busy: &AtomicUsize) {
+fn serve_jobs(
+    thread: usize,
+    jobs: Receiver<Job>,
+    app: &LoadedApp,
+    facts: WorkerFacts,
+    observer: Option<&dyn PoolObserver>,
+) {
     Python::attach(|py| loop {
         let Ok(job) = py.detach(|| jobs.recv()) else {
             return;
         };
-        busy.fetch_add(1, Ordering::Relaxed);
-        call::run(py, app, facts, job);
-        busy.fetch_sub(1, Ordering::Relaxed);
+        if let Some(o) = observer {
+            o.queue_depth(jobs.len());
+            o.job_started(thread);
+        }
+        let outcome = call::run(py, app, facts, job);
+        if let Some(o) = observer {
+            o.job_finished(thread, outcome == call::Outcome::AppError);
+        }
     });
 }
