@@ -16,10 +16,12 @@
 //! - [`master`]: the master process and its workers (fork, respawn,
 //!   reload, stop, recycling).
 //! - [`stats`]: the uWSGI-compatible stats server and Prometheus metrics.
+//! - [`logging`]: log output (text or JSON, stderr or a reopenable file).
 //! - [`config`]: the command line.
 
 pub mod config;
 pub mod exchange;
+pub mod logging;
 pub mod master;
 pub mod protocol;
 pub mod server;

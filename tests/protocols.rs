@@ -321,12 +321,12 @@ fn every_request_gets_an_access_log_line() {
     server.get(Proto::Uwsgi, "/write?logged-uwsgi");
     server.get(Proto::Http, "/write?logged-http");
     assert!(
-        server.wait_log("uwsgi GET /write?logged-uwsgi => 200", 5),
+        server.wait_log("uwsgi GET /write?logged-uwsgi => generated 21 bytes in", 5),
         "{}",
         server.log()
     );
     assert!(
-        server.wait_log("http GET /write?logged-http => 200", 5),
+        server.wait_log("http GET /write?logged-http => generated 21 bytes in", 5),
         "{}",
         server.log()
     );

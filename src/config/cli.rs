@@ -156,6 +156,24 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<ListenAddr>,
 
+    /// Log format: `text` (uWSGI-like lines) or `json` (one object per
+    /// line, access-log fields at the top level).
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Write the log to FILE instead of stderr (reopened on SIGUSR1, for
+    /// logrotate).
+    #[arg(long, value_name = "FILE")]
+    pub logto: Option<PathBuf>,
+
+    /// With --disable-logging, still log requests answered 4xx.
+    #[arg(long = "log-4xx")]
+    pub log_4xx: bool,
+
+    /// With --disable-logging, still log requests answered 5xx.
+    #[arg(long = "log-5xx")]
+    pub log_5xx: bool,
+
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
     pub disable_logging: bool,

@@ -213,6 +213,7 @@ impl Supervisor<'_> {
                 Some(libc::SIGTERM) => self.stop(true, "SIGTERM"),
                 Some(libc::SIGINT) => self.stop(false, "SIGINT"),
                 Some(libc::SIGQUIT) => self.stop(false, "SIGQUIT"),
+                Some(libc::SIGUSR1) => self.reopen_logs(),
                 _ => {}
             }
             self.reap();
@@ -571,6 +572,14 @@ impl Supervisor<'_> {
         }
     }
 
+    /// SIGUSR1: reopen `--logto` here and in every worker.
+    fn reopen_logs(&self) {
+        crate::logging::reopen();
+        for p in &self.procs {
+            signal(p.pid, libc::SIGUSR1);
+        }
+    }
+
     fn reload(&mut self, why: &str) {
         if self.stopping.is_some() {
             return;
@@ -776,6 +785,7 @@ fn master_signals() -> libc::sigset_t {
             libc::SIGTERM,
             libc::SIGINT,
             libc::SIGQUIT,
+            libc::SIGUSR1,
         ] {
             libc::sigaddset(&mut set, sig);
         }

@@ -16,7 +16,7 @@ use crate::config::Cli;
 use crate::exchange::PoolObserver;
 use crate::protocol::Protocol;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
-use crate::server::{Lifecycle, Observer, Shared, Timeouts};
+use crate::server::{AccessLog, Lifecycle, Observer, Shared, Timeouts};
 use crate::wsgi::{interpreter, LoadedApp, ThreadPool, WorkerFacts};
 
 /// What a worker gets from the master.
@@ -89,7 +89,12 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         limits: cli.limits(),
         post_buffering: cli.post_buffering,
         dispatcher: Arc::new(pool),
-        access_log: !cli.disable_logging,
+        access_log: AccessLog {
+            all: !cli.disable_logging,
+            client_errors: cli.log_4xx,
+            server_errors: cli.log_5xx,
+            worker: id,
+        },
         retry_after: cli.retry_after,
         harakiri: (cli.harakiri > 0).then(|| Duration::from_secs(cli.harakiri)),
         observer: Some(watch.clone()),
@@ -114,10 +119,11 @@ async fn serve(
     watch: Arc<WorkerWatch>,
 ) -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
+        signal(SignalKind::user_defined1()),
     ) else {
         tracing::error!(worker = id, "cannot install signal handlers");
         return exit_code::FAILED;
@@ -145,13 +151,25 @@ async fn serve(
         }
     };
     let mut grace = Duration::from_secs(cli.shutdown_timeout);
-    tokio::select! {
-        _ = term.recv() => tracing::info!(worker = id, "SIGTERM: finishing in-flight requests"),
-        _ = int.recv() => return exit_code::OK,
-        _ = quit.recv() => return exit_code::OK,
-        _ = lifetime => watch.recycle(Recycle::Lifetime),
-        _ = watch.recycle_requested() => {}
-        _ = rss_watch(cli.reload_on_rss, &watch) => {}
+    tokio::pin!(lifetime);
+    let rss = rss_watch(cli.reload_on_rss, &watch);
+    tokio::pin!(rss);
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!(worker = id, "SIGTERM: finishing in-flight requests");
+                break;
+            }
+            _ = int.recv() => return exit_code::OK,
+            _ = quit.recv() => return exit_code::OK,
+            _ = usr1.recv() => crate::logging::reopen(),
+            _ = &mut lifetime => {
+                watch.recycle(Recycle::Lifetime);
+                break;
+            }
+            _ = watch.recycle_requested() => break,
+            _ = &mut rss => break,
+        }
     }
     let reason = watch.reason();
     if reason == Recycle::Harakiri {

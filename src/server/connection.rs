@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::access_log::Entry;
 use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::respond::{Next, ResponseWriter};
 use super::stream::{write_within, Stream};
@@ -221,6 +222,7 @@ async fn serve_request<S: Stream>(
     let started = Instant::now();
     ctx.add_connection_vars(&mut request, peer);
     let label = request_label(&request);
+    let info = RequestInfo::of(&request);
     let shape = RequestShape {
         protocol: ctx.protocol,
         head: request.head,
@@ -340,19 +342,17 @@ async fn serve_request<S: Stream>(
             started.elapsed(),
         );
     }
-    if shared.access_log {
-        tracing::info!(
-            target: "rwsgi::access",
-            "{} {} {} => {} {} bytes in {:.3} ms ({})",
-            peer,
-            ctx.protocol.name(),
-            label,
-            writer.status,
-            writer.body_bytes,
-            started.elapsed().as_secs_f64() * 1000.0,
-            if outcome { "ok" } else { "aborted" },
-        );
-    }
+    shared.access_log.record(&Entry {
+        remote_addr: &info.remote_addr,
+        protocol: ctx.protocol,
+        method: &info.method,
+        uri: &info.uri,
+        server_protocol: &info.server_protocol,
+        status: writer.status,
+        bytes: writer.body_bytes,
+        duration: started.elapsed(),
+        complete: outcome,
+    });
     if outcome && writer.keep_alive {
         After::KeepAlive
     } else {
@@ -486,6 +486,37 @@ async fn pump<S: Stream>(
         }
     }
     Pumped::Complete
+}
+
+/// What the access log says about a request (copied before the request
+/// goes to the app).
+struct RequestInfo {
+    method: String,
+    uri: String,
+    server_protocol: String,
+    /// The client: the socket peer for HTTP, nginx's REMOTE_ADDR behind it.
+    remote_addr: String,
+}
+
+impl RequestInfo {
+    fn of(request: &Request) -> Self {
+        let text = |key: &[u8], default: &str| {
+            request
+                .var(key)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| default.to_string())
+        };
+        RequestInfo {
+            method: text(b"REQUEST_METHOD", "-"),
+            uri: request
+                .var(b"REQUEST_URI")
+                .or_else(|| request.var(b"PATH_INFO"))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| "-".into()),
+            server_protocol: text(b"SERVER_PROTOCOL", "HTTP/1.1"),
+            remote_addr: text(b"REMOTE_ADDR", "-"),
+        }
+    }
 }
 
 /// `METHOD /path?query` for log lines.

@@ -11,7 +11,9 @@
 //! - `respond`: response framing and writing.
 //! - `stream`: the socket trait shared by TCP and Unix streams, sendfile.
 //! - `date`: the cached `Date` header.
+//! - `access_log`: one line per request.
 
+pub mod access_log;
 mod body;
 mod connection;
 mod date;
@@ -27,6 +29,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
+pub use access_log::AccessLog;
+
 use crate::exchange::Dispatch;
 use crate::protocol::{Limits, Protocol, Request};
 
@@ -39,8 +43,8 @@ pub struct Shared {
     pub post_buffering: usize,
     /// Where requests go (the Python thread pool).
     pub dispatcher: Arc<dyn Dispatch>,
-    /// Whether to write one access-log line per request.
-    pub access_log: bool,
+    /// Which requests get an access-log line.
+    pub access_log: AccessLog,
     /// Seconds in the `Retry-After` of an overload 503.
     pub retry_after: u64,
     /// A request running longer than this gets a 504 and the observer's

@@ -242,7 +242,7 @@ pub fn log_app_error(py: Python<'_>, label: &str, what: &str, err: &PyErr) {
     tracing::error!(
         source = "app",
         request = %label,
-        "{what}: {}",
+        "{what} ({label}): {}",
         super::interpreter::format_traceback(py, err)
     );
 }

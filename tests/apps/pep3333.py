@@ -221,6 +221,12 @@ def generator_route(environ, start_response):
     return (b"chunk%d;" % i for i in range(5))
 
 
+def status_route(environ, start_response):
+    code = int(environ["QUERY_STRING"] or "200")
+    start_response("%d Chosen" % code, [("Content-Type", "text/plain")])
+    return [b"status %d" % code]
+
+
 def empty_route(environ, start_response):
     start_response("204 No Content", [])
     return []
@@ -249,6 +255,7 @@ ROUTES = {
     "/echo": echo_route,
     "/generator": generator_route,
     "/empty": empty_route,
+    "/status": status_route,
 }
 
 

@@ -182,6 +182,7 @@ pub mod libc_sig {
     pub const SIGINT: i32 = 2;
     pub const SIGQUIT: i32 = 3;
     pub const SIGKILL: i32 = 9;
+    pub const SIGUSR1: i32 = 10;
     pub const SIGTERM: i32 = 15;
 }
 

@@ -1,0 +1,140 @@
+//! Logs through the real binary: the access-log line, JSON lines,
+//! `--disable-logging` with `--log-4xx` / `--log-5xx`, `--logto` reopened on
+//! SIGUSR1, and error lines that say whose fault a failure was.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{libc_sig, Proto, Server};
+use serde_json::Value;
+
+fn start(extra: &[&str]) -> Server {
+    let app = common::apps().join("pep3333.py");
+    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn wait_for(path: &std::path::Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_access_line_names_worker_client_protocol_request_size_time_and_status() {
+    let server = start(&[]);
+    server.get(Proto::Http, "/write?line");
+    assert!(server.wait_log("GET /write?line =>", 5));
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains("GET /write?line"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("[worker 1] 127.0.0.1 http GET /write?line => generated 21 bytes in "),
+        "{line}"
+    );
+    assert!(line.contains("msecs (HTTP/1.1 200)"), "{line}");
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line_with_the_request_fields() {
+    let server = start(&["--log-format", "json"]);
+    server.get(Proto::Uwsgi, "/write?json");
+    assert!(server.wait_log("/write?json", 5));
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains("/write?json"))
+        .unwrap()
+        .to_string();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/write?json");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["bytes"], 21);
+    assert_eq!(v["worker"], 1);
+    assert_eq!(v["protocol"], "uwsgi");
+    assert_eq!(v["remote_addr"], "127.0.0.1");
+    assert!(v["duration_ms"].as_f64().is_some());
+    assert!(v["timestamp"].as_str().is_some());
+    // Every other line is JSON too.
+    for line in server.log().lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}
+
+#[test]
+fn disable_logging_with_log_4xx_and_log_5xx_keeps_only_errors() {
+    let server = start(&["--disable-logging", "--log-4xx", "--log-5xx"]);
+    server.get(Proto::Http, "/write?quiet");
+    server.get(Proto::Http, "/status?418");
+    server.get(Proto::Http, "/status?503");
+    assert!(server.wait_log("GET /status?418 =>", 5), "{}", server.log());
+    assert!(server.wait_log("GET /status?503 =>", 5), "{}", server.log());
+    assert!(!server.log().contains("/write?quiet"));
+    let only_5xx = start(&["--disable-logging", "--log-5xx"]);
+    only_5xx.get(Proto::Http, "/status?404");
+    only_5xx.get(Proto::Http, "/status?500");
+    assert!(only_5xx.wait_log("GET /status?500 =>", 5));
+    assert!(
+        !only_5xx.log().contains("/status?404"),
+        "{}",
+        only_5xx.log()
+    );
+}
+
+#[test]
+fn logto_writes_to_a_file_that_sigusr1_reopens() {
+    let dir = common::temp_dir("logto");
+    let log = dir.join("rwsgi.log.live");
+    let server = start(&["--logto", log.to_str().unwrap(), "--processes", "2"]);
+    server.get(Proto::Http, "/write?before-rotate");
+    let text = wait_for(&log, "/write?before-rotate");
+    assert!(text.contains("/write?before-rotate"), "{text}");
+    assert!(!server.log().contains("before-rotate"), "stderr got it too");
+    let rotated = dir.join("rwsgi.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    common::signal(server.pid(), libc_sig::SIGUSR1);
+    let text = wait_for(&log, "reopened log file");
+    assert!(text.contains("reopened log file"), "{text}");
+    for _ in 0..4 {
+        server.get(Proto::Http, "/write?after-rotate");
+    }
+    let text = wait_for(&log, "/write?after-rotate");
+    assert!(text.contains("/write?after-rotate"), "{text}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("before-rotate") && !old.contains("after-rotate"),
+        "{old}"
+    );
+}
+
+#[test]
+fn error_lines_say_whose_fault_it_was() {
+    let server = start(&[]);
+    server.get(Proto::Http, "/raise");
+    let _ = common::tcp_exchange(&server.http, b"GET / HTTP/1.1\nHost: x\n\n");
+    assert!(server.wait_log("the app raised", 5));
+    assert!(server.wait_log("client error", 5));
+    let log = server.log();
+    let app = log.lines().find(|l| l.contains("the app raised")).unwrap();
+    assert!(
+        app.contains("ERROR the app raised (GET /raise): Traceback"),
+        "{app}"
+    );
+    assert!(log.contains("source=\"app\" request=GET /raise"), "{log}");
+    let client = log.lines().find(|l| l.contains("client error")).unwrap();
+    assert!(
+        client.contains("peer=127.0.0.1") && client.contains("-> 400"),
+        "{client}"
+    );
+}
