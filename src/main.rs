@@ -1,14 +1,15 @@
 //! The `rwsgi` command.
 
-use clap::Parser;
 fn main() {
     // Kept before anything can overwrite the argv area (process titles):
     // a reload re-executes the master with the same arguments.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = rwsgi::config::Cli::parse_from(&argv);
+    // Reads --ini / --config / RWSGI_* too, and sets the app's --env.
+    let rwsgi::config::Loaded { cli, notes } = rwsgi::config::load_or_exit(&argv);
     if let Err(e) = rwsgi::logging::init(cli.log_format == "json", cli.logto.as_deref()) {
         eprintln!("rwsgi: cannot open the log file: {e}");
         std::process::exit(1);
     }
+    notes.log();
     std::process::exit(rwsgi::master::run(cli, argv));
 }

@@ -261,6 +261,34 @@ pub struct Cli {
     /// uwsgi or scgi).
     #[arg(long, value_name = "http|uwsgi|scgi")]
     pub protocol: Vec<String>,
+
+    // Configuration files (src/config/mod.rs reads them before clap sees
+    // the merged arguments; see README: "Configuration files").
+    /// Read options from a uWSGI ini file, from its [uwsgi] section or the
+    /// one named after a colon. Repeatable.
+    #[arg(long, value_name = "FILE[:SECTION]", help_heading = "Configuration")]
+    pub ini: Vec<String>,
+
+    /// Read options from an rwsgi TOML file (keys are the long option
+    /// names). Repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "Configuration")]
+    pub config: Vec<PathBuf>,
+
+    /// Say how each line of the configuration is taken, then exit (0 when
+    /// rwsgi would start with it) without starting the server.
+    #[arg(long = "check-config", help_heading = "Configuration")]
+    pub check_config: bool,
+
+    /// Refuse to start on a configuration line rwsgi would not honour
+    /// (unknown or unsupported option) instead of warning.
+    #[arg(long, help_heading = "Configuration")]
+    pub strict: bool,
+
+    /// Set an environment variable for the app (before Python starts).
+    /// Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = super::env::parse_assignment,
+          help_heading = "Configuration")]
+    pub env: Vec<String>,
 }
 
 impl Cli {

@@ -1,0 +1,275 @@
+//! What each uWSGI option means to rwsgi: the table that turns an ini
+//! line into rwsgi options, or says plainly why it is not needed, what to
+//! do instead, or that rwsgi does not know it.
+//!
+//! Options that share a name with an rwsgi option and are not in the table
+//! map onto that option unchanged. Options rwsgi is about to gain
+//! ([`Rule::Pending`]) map onto it as soon as `Cli` has it.
+
+use super::ini::IniLine;
+use super::options::{OptionTable, LOADER_OPTIONS};
+use super::record::{Collector, Notes, Outcome, Record};
+use super::uwsgi_table::{rule, Rule::*, Special as SpecialRule, RULES};
+
+/// A uWSGI option name close to `key` (for typos such as `vacum`).
+pub(crate) fn suggest(key: &str, table: &OptionTable) -> Option<String> {
+    let candidates = RULES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .chain(table.specs().iter().map(|s| s.long.clone()))
+        .filter(|name| name.len() > 2);
+    candidates
+        .map(|name| (distance(key, &name), name))
+        .filter(|(d, name)| *d <= 2 && *d < name.len() / 2)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Turns the option lines of an ini file into records and settings.
+pub(crate) struct Classifier<'a> {
+    pub table: &'a OptionTable,
+    /// What `socket` lines speak (`protocol = http` changes it).
+    pub socket_option: &'static str,
+}
+
+impl<'a> Classifier<'a> {
+    /// A classifier for these lines (it looks for `protocol` first: in
+    /// uWSGI it applies to every `socket` line, wherever it is).
+    pub fn new(table: &'a OptionTable, lines: &[&IniLine]) -> Classifier<'a> {
+        let protocol = lines
+            .iter()
+            .rev()
+            .find(|l| l.key == "protocol")
+            .map(|l| l.value.to_ascii_lowercase());
+        let socket_option = match protocol.as_deref() {
+            Some("http") | Some("http11") => "http-socket",
+            Some("scgi") => "scgi-socket",
+            _ => "uwsgi-socket",
+        };
+        Classifier {
+            table,
+            socket_option,
+        }
+    }
+
+    /// Classifies one line; `placeholder_use` is the first place that
+    /// used it as `%(key)`, if any.
+    pub fn line(&self, line: &IniLine, placeholder_use: Option<&str>, out: &mut Collector) {
+        let at = (line.place.as_str(), line.text.as_str());
+        let expansion = (!line.notes.is_empty()).then(|| line.notes.join("; "));
+        let rule = match rule(&line.key) {
+            Some(rule) => rule,
+            None => match self.table.lookup(&line.key) {
+                // An rwsgi option under its own name.
+                Some(spec) if !LOADER_OPTIONS.contains(&spec.long.as_str()) => {
+                    let notes = Notes {
+                        default_note: None,
+                        note: expansion,
+                    };
+                    self.apply(out, at, &line.key, &line.value, notes);
+                    return;
+                }
+                _ => {
+                    let outcome = match placeholder_use {
+                        Some(place) => Outcome::Info {
+                            label: "placeholder",
+                            detail: format!("not an option; %({}) is used at {place}", line.key),
+                        },
+                        None => Outcome::Unknown(unknown_hint(&line.key, self.table)),
+                    };
+                    out.push(Record::new(at.0, at.1, outcome));
+                    return;
+                }
+            },
+        };
+        let notes = |note: Option<&str>, default_note: Option<String>| Notes {
+            default_note,
+            note: join(note.map(String::from), expansion.clone()),
+        };
+        match rule {
+            Same(long) => self.apply(out, at, long, &line.value, notes(None, None)),
+            Like(long, note) => self.apply(out, at, long, &line.value, notes(Some(note), None)),
+            Default(long, uwsgi_default, note) => {
+                let default_note = self.table.lookup(long).map(|spec| {
+                    format!(
+                        "uWSGI's default is {uwsgi_default}, rwsgi's {}",
+                        spec.default.as_deref().unwrap_or("none")
+                    )
+                });
+                self.apply(out, at, long, &line.value, notes(note, default_note));
+            }
+            NotNeeded(why) => out.push(Record::new(at.0, at.1, Outcome::NotNeeded(why.into()))),
+            Unsupported(why) => {
+                out.push(Record::new(at.0, at.1, Outcome::Unsupported(why.into())));
+            }
+            Pending(long, _) if !long.is_empty() && self.table.lookup(long).is_some() => {
+                self.apply(out, at, long, &line.value, notes(None, None));
+            }
+            Pending(_, why) => {
+                out.push(Record::new(at.0, at.1, Outcome::UnsupportedYet(why.into())));
+            }
+            Special(special) => self.special(special, line, out, notes(None, None)),
+        }
+    }
+
+    fn apply(&self, out: &mut Collector, at: (&str, &str), long: &str, value: &str, notes: Notes) {
+        match self.table.lookup(long) {
+            Some(spec) => out.apply(self.table, at, spec, &[value.to_string()], notes),
+            None => {
+                let why = format!("rwsgi has no --{long} yet");
+                out.push(Record::new(at.0, at.1, Outcome::UnsupportedYet(why)));
+            }
+        }
+    }
+
+    fn special(&self, special: SpecialRule, line: &IniLine, out: &mut Collector, mut notes: Notes) {
+        let at = (line.place.as_str(), line.text.as_str());
+        let value = line.value.trim();
+        let push = |out: &mut Collector, outcome| out.push(Record::new(at.0, at.1, outcome));
+        match special {
+            SpecialRule::Socket if value.starts_with('@') => push(
+                out,
+                Outcome::Unsupported(
+                    "abstract-namespace Unix sockets (@name) are not supported; use a path such as /run/app/app.sock".into(),
+                ),
+            ),
+            SpecialRule::Socket => {
+                if self.socket_option != "uwsgi-socket" {
+                    let n = format!("`protocol` makes `socket` lines serve {}", self.socket_option);
+                    notes.note = join(Some(n), notes.note);
+                }
+                self.apply(out, at, self.socket_option, value, notes);
+            }
+            SpecialRule::HttpRouter => {
+                let n = "uWSGI's `http` starts an HTTP router process in front of the workers; rwsgi's workers serve HTTP/1.1 on this address themselves";
+                notes.note = join(Some(n.into()), notes.note);
+                self.apply(out, at, "http-socket", value, notes);
+            }
+            SpecialRule::Protocol => match value.to_ascii_lowercase().as_str() {
+                "uwsgi" | "http" | "http11" | "scgi" => {
+                    let detail = format!("`socket` lines of this file serve --{}", self.socket_option);
+                    push(
+                        out,
+                        Outcome::Applied {
+                            args: Vec::new(),
+                            default_note: None,
+                            note: Some(detail),
+                        },
+                    );
+                }
+                other => push(
+                    out,
+                    Outcome::Unsupported(format!(
+                        "rwsgi does not speak {other:?}: use uwsgi, http or scgi"
+                    )),
+                ),
+            },
+            SpecialRule::HttpKeepalive => match value.parse::<u64>() {
+                Ok(secs) if secs > 1 => {
+                    let n = "rwsgi keeps idle HTTP/1.1 connections open for this many seconds";
+                    notes.note = join(Some(n.into()), notes.note);
+                    self.apply(out, at, "keepalive-timeout", value, notes);
+                }
+                _ if super::options::parse_bool(value) == Some(false) => push(
+                    out,
+                    Outcome::Unsupported(
+                        "rwsgi always supports HTTP/1.1 keep-alive (--keepalive-timeout, 5 s by default)".into(),
+                    ),
+                ),
+                _ => push(
+                    out,
+                    Outcome::NotNeeded(
+                        "rwsgi always supports HTTP/1.1 keep-alive (--keepalive-timeout, 5 s by default)".into(),
+                    ),
+                ),
+            },
+            SpecialRule::Logger => match value.split_whitespace().last().and_then(|t| t.strip_prefix("file:")) {
+                Some(path) if !path.contains('=') => {
+                    let n = "rwsgi writes all of its log (requests and the rest) to this file";
+                    notes.note = join(Some(n.into()), notes.note);
+                    self.apply(out, at, "logto", path, notes);
+                }
+                _ => push(
+                    out,
+                    Outcome::Unsupported(
+                        "only `file:PATH` loggers map (onto --logto); for syslog or journald, log to stderr under systemd".into(),
+                    ),
+                ),
+            },
+            SpecialRule::Hook if value.contains("unix_signal:15 gracefully_kill_them_all") => push(
+                out,
+                Outcome::NotNeeded("rwsgi always stops gracefully on SIGTERM".into()),
+            ),
+            SpecialRule::Hook => push(
+                out,
+                Outcome::Unsupported(
+                    "hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint".into(),
+                ),
+            ),
+        }
+    }
+}
+
+/// Why an unknown key is unknown, and what it might have meant.
+pub(crate) fn unknown_hint(key: &str, table: &OptionTable) -> String {
+    match suggest(key, table) {
+        Some(name) => format!("did you mean `{name}`?"),
+        None => "neither uWSGI nor rwsgi has it (a typo, or a placeholder never used)".into(),
+    }
+}
+
+/// A note for an option that uWSGI has and the native formats do not
+/// (in a TOML file or an `RWSGI_*` variable).
+pub(crate) fn uwsgi_only_hint(key: &str) -> Option<String> {
+    match rule(key)? {
+        NotNeeded(why) => Some(format!("a uWSGI option rwsgi does not need: {why}")),
+        Unsupported(why) | Pending(_, why) => {
+            Some(format!("a uWSGI option rwsgi does not have: {why}"))
+        }
+        Same(long) | Like(long, _) | Default(long, _, _) => {
+            Some(format!("a uWSGI name; rwsgi's is `{long}`"))
+        }
+        Special(_) => Some("a uWSGI option; see rwsgi --help for rwsgi's".into()),
+    }
+}
+
+fn join(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        let table = OptionTable::new();
+        assert_eq!(suggest("vacum", &table).as_deref(), Some("vacuum"));
+        assert_eq!(suggest("vaccum", &table).as_deref(), Some("vacuum"));
+        assert_eq!(suggest("procesess", &table).as_deref(), Some("processes"));
+        assert_eq!(suggest("zzzzzz", &table), None);
+    }
+}

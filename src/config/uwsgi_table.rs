@@ -1,0 +1,363 @@
+//! The uWSGI options rwsgi knows, and what each means to it ([`Rule`]).
+//! The table is data; [`super::uwsgi`] applies it to ini lines.
+
+use super::options::OptionTable;
+
+/// How one uWSGI option is taken.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rule {
+    /// rwsgi's option of that name means the same.
+    Same(&'static str),
+    /// rwsgi's option, with something to know.
+    Like(&'static str, &'static str),
+    /// rwsgi's option; uWSGI's default (second) differs from rwsgi's.
+    Default(&'static str, &'static str, Option<&'static str>),
+    /// rwsgi always does what this asks: why.
+    NotNeeded(&'static str),
+    /// rwsgi does not do this: what to do instead.
+    Unsupported(&'static str),
+    /// rwsgi's option once it exists; until then "unsupported yet".
+    Pending(&'static str, &'static str),
+    /// Needs a look at the value.
+    Special(Special),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Special {
+    /// `socket`: the uwsgi protocol, or the one `protocol` names.
+    Socket,
+    /// `http`: uWSGI's HTTP router.
+    HttpRouter,
+    /// `protocol`: what `socket` lines speak.
+    Protocol,
+    /// `http-keepalive`: on/off or seconds.
+    HttpKeepalive,
+    /// `hook-master-start = unix_signal:15 gracefully_kill_them_all`.
+    Hook,
+    /// `logger = file:PATH`.
+    Logger,
+}
+
+pub(crate) use Rule::*;
+
+const NO_DAEMON: &str =
+    "rwsgi stays in the foreground: run it under systemd (deploy/systemd/) or Docker, which keep its logs";
+const ONE_APP: &str =
+    "rwsgi serves one app at the root; run one rwsgi per app, and let nginx route by path (uwsgi_param SCRIPT_NAME for a prefix)";
+const OWN_SERVICE: &str = "run background work as its own service (a systemd unit, Celery, cron)";
+const FIXED_WORKERS: &str = "rwsgi runs a fixed number of workers: set --processes";
+const IN_NGINX: &str = "do it in nginx (or the proxy in front)";
+const BUILT_IN: &str = "Python and the HTTP, uwsgi and SCGI protocols are built into rwsgi";
+const LOGS_SOON: &str = "not in rwsgi's logging yet (it has --logto FILE, --log-format text|json, --log-4xx, --log-5xx, --disable-logging)";
+const LOG_FORMAT: &str = "rwsgi's access log has one layout, as text or JSON lines (--log-format text|json); uWSGI's %(var) formats are not supported";
+const REOPEN: &str = "send SIGUSR1 to reopen --logto (from logrotate's postrotate)";
+const STATIC_SOON: &str = "rwsgi's static file serving is being added; until then serve static files from nginx (location /static { alias ...; })";
+const STATS_SOON: &str =
+    "not in rwsgi's stats yet (--stats ADDR serves uWSGI-style stats JSON, --metrics ADDR Prometheus metrics)";
+const SANDBOX: &str = "use systemd's sandboxing (see deploy/systemd/) or the container runtime";
+
+/// Exact option names. `Special`s and families (prefixes) are in [`rule`].
+pub(crate) const RULES: &[(&str, Rule)] = &[
+    // The app.
+    ("module", Same("module")),
+    ("wsgi", Same("module")),
+    ("wsgi-file", Same("wsgi-file")),
+    ("file", Same("wsgi-file")),
+    ("callable", Same("callable")),
+    ("chdir", Same("chdir")),
+    ("chdir2", Like("chdir", "uWSGI changes directory after loading the app, rwsgi before (and the directory is importable)")),
+    ("home", Same("home")),
+    ("virtualenv", Same("home")),
+    ("venv", Same("home")),
+    ("pyhome", Same("home")),
+    ("pythonpath", Same("pythonpath")),
+    ("python-path", Same("pythonpath")),
+    ("pp", Same("pythonpath")),
+    ("env", Same("env")),
+    ("mount", Unsupported(ONE_APP)),
+    ("manage-script-name", Unsupported(ONE_APP)),
+    ("vhost", Unsupported(ONE_APP)),
+    ("no-default-app", NotNeeded("rwsgi serves exactly the one app it is given")),
+    ("need-app", NotNeeded("rwsgi always refuses to start when the app cannot be imported")),
+    ("import", Unsupported("import the module from your WSGI module instead")),
+    ("pyimport", Unsupported("import the module from your WSGI module instead")),
+    ("python-import", Unsupported("import the module from your WSGI module instead")),
+    ("shared-import", Unsupported("import the module from your WSGI module instead")),
+    ("pyargv", Unsupported("sys.argv is ['rwsgi']; pass settings to the app with env = KEY=VALUE")),
+    ("optimize", Unsupported("set env = PYTHONOPTIMIZE=1 instead")),
+    ("py-autoreload", Unsupported("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("python-autoreload", Unsupported("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("py-call-osafterfork", NotNeeded("CPython's fork hooks (os.register_at_fork) always run in rwsgi workers")),
+    ("catch-exceptions", Unsupported("rwsgi never sends tracebacks to clients; they are in its log")),
+    ("wsgi-disable-file-wrapper", Unsupported("rwsgi always offers wsgi.file_wrapper")),
+    ("single-interpreter", NotNeeded("each rwsgi worker runs exactly one interpreter")),
+    ("enable-threads", NotNeeded("Python threads are always enabled in rwsgi")),
+    ("threads", Same("threads")),
+    ("offload-threads", NotNeeded("rwsgi writes responses from its async I/O side, never from a Python thread")),
+    ("lazy-apps", Same("lazy-apps")),
+    ("lazy", Like("lazy-apps", "uWSGI's `lazy` also changes how reloads work; rwsgi's reload is always graceful")),
+    // Sockets.
+    ("socket", Special(Special::Socket)),
+    ("uwsgi-socket", Special(Special::Socket)),
+    ("http", Special(Special::HttpRouter)),
+    ("http-socket", Same("http-socket")),
+    ("scgi-socket", Same("scgi-socket")),
+    ("protocol", Special(Special::Protocol)),
+    ("https", Unsupported("terminate TLS in nginx or the load balancer; rwsgi speaks plain HTTP")),
+    ("https-socket", Unsupported("terminate TLS in nginx or the load balancer; rwsgi speaks plain HTTP")),
+    ("fastcgi-socket", Unsupported("rwsgi does not speak FastCGI: use socket (uwsgi_pass) or scgi-socket (scgi_pass) in nginx")),
+    ("shared-socket", Unsupported("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
+    ("chmod-socket", Same("chmod-socket")),
+    ("chown-socket", Same("chown-socket")),
+    ("umask", Unsupported("set UMask= in the systemd unit (or umask in the container's entrypoint)")),
+    ("listen", Default("listen", "100", None)),
+    ("so-keepalive", Unsupported("not configurable in rwsgi")),
+    ("abstract-socket", Unsupported("abstract-namespace sockets are not supported; use a path")),
+    // HTTP.
+    ("http-keepalive", Special(Special::HttpKeepalive)),
+    ("http-timeout", NotNeeded("it is the timeout of uWSGI's HTTP router towards its workers; rwsgi has no router process (a request may run up to --harakiri)")),
+    ("http-auto-chunked", NotNeeded("rwsgi uses chunked encoding by itself when the app gives no Content-Length")),
+    ("http-chunked-input", NotNeeded("rwsgi decodes chunked request bodies by itself")),
+    ("http-processes", NotNeeded("rwsgi has no HTTP router process; the workers speak HTTP")),
+    ("http-workers", NotNeeded("rwsgi has no HTTP router process; the workers speak HTTP")),
+    ("http-auto-gzip", Unsupported("compress in nginx (gzip on)")),
+    ("http-enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
+    ("enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
+    ("http-websockets", Unsupported("WSGI has no websockets; serve them from an ASGI server")),
+    ("add-header", Unsupported("add the header in nginx (add_header) or in the app")),
+    ("buffer-size", Default("buffer-size", "4096", Some("rwsgi's limit on the uwsgi vars block / SCGI header, as in uWSGI"))),
+    ("post-buffering", Default("post-buffering", "0 (off)", Some("bodies up to this size are read before the app runs; larger ones stream into wsgi.input (uWSGI spools them to a temp file)"))),
+    ("limit-post", Same("limit-post")),
+    ("socket-timeout", Default("write-timeout", "4", Some("the time a client may leave a response unread; rwsgi also has --header-timeout 10 and --body-timeout 60 for reading"))),
+    // Processes.
+    ("master", NotNeeded("the rwsgi master process always runs")),
+    ("processes", Same("processes")),
+    ("workers", Same("processes")),
+    ("cheap", Unsupported(FIXED_WORKERS)),
+    ("cheaper", Unsupported(FIXED_WORKERS)),
+    ("idle", Unsupported(FIXED_WORKERS)),
+    ("die-on-idle", Unsupported(FIXED_WORKERS)),
+    ("die-on-term", NotNeeded("rwsgi always stops gracefully on SIGTERM (uWSGI 2.0 reloads on it)")),
+    ("thunder-lock", NotNeeded("rwsgi has no accept lock to serialize; each worker accepts on the shared socket from its event loop")),
+    ("no-orphans", NotNeeded("rwsgi workers exit when their master dies")),
+    ("vacuum", Same("vacuum")),
+    ("pidfile", Same("pidfile")),
+    ("pidfile2", Like("pidfile", "uWSGI writes pidfile2 after dropping privileges; rwsgi writes the pidfile before")),
+    ("safe-pidfile", Same("pidfile")),
+    ("safe-pidfile2", Like("pidfile", "uWSGI writes pidfile2 after dropping privileges; rwsgi writes the pidfile before")),
+    ("uid", Same("uid")),
+    ("gid", Same("gid")),
+    ("master-as-root", Unsupported("rwsgi's master drops privileges right after binding the sockets; the workers inherit them")),
+    ("daemonize", Unsupported(NO_DAEMON)),
+    ("daemonize2", Unsupported(NO_DAEMON)),
+    ("binary-path", NotNeeded("rwsgi re-executes its own binary on reload")),
+    ("procname", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("procname-prefix", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("procname-prefix-spaced", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("procname-append", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("procname-master", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("auto-procname", NotNeeded("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("cpu-affinity", Unsupported("set CPUAffinity= in the systemd unit (or use taskset)")),
+    ("max-fd", Unsupported("set LimitNOFILE= in the systemd unit (or ulimit -n)")),
+    ("chroot", Unsupported(SANDBOX)),
+    ("jail", Unsupported(SANDBOX)),
+    ("unshare", Unsupported(SANDBOX)),
+    ("cap", Unsupported(SANDBOX)),
+    ("plugins", NotNeeded(BUILT_IN)),
+    ("plugin", NotNeeded(BUILT_IN)),
+    ("need-plugin", NotNeeded(BUILT_IN)),
+    ("need-plugins", NotNeeded(BUILT_IN)),
+    ("plugin-dir", NotNeeded(BUILT_IN)),
+    ("plugins-dir", NotNeeded(BUILT_IN)),
+    ("autoload", NotNeeded(BUILT_IN)),
+    ("strict", Same("strict")),
+    ("show-config", NotNeeded("use rwsgi --check-config to see how each line is taken")),
+    ("honour-stdin", Unsupported("rwsgi's stdin is /dev/null for the app")),
+    ("memory-report", Pending("memory-report", STATS_SOON)),
+    ("ignore-sigpipe", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
+    ("ignore-write-errors", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
+    ("disable-write-exception", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
+    // Recycling and reloading.
+    ("harakiri", Same("harakiri")),
+    ("harakiri-verbose", NotNeeded("rwsgi logs every harakiri")),
+    ("max-requests", Same("max-requests")),
+    ("max-requests-delta", Like("max-requests-jitter", "rwsgi adds a random 0..=N to each worker's max-requests instead of N × the worker id")),
+    ("max-worker-lifetime", Same("max-worker-lifetime")),
+    ("reload-on-rss", Same("reload-on-rss")),
+    ("evil-reload-on-rss", Unsupported("rwsgi checks RSS between requests (--reload-on-rss); to cap a stuck worker use --harakiri or a memory limit (MemoryMax= in systemd)")),
+    ("reload-on-as", Unsupported("use --reload-on-rss (resident memory, in MB)")),
+    ("evil-reload-on-as", Unsupported("use --reload-on-rss (resident memory, in MB)")),
+    ("reload-mercy", Default("shutdown-timeout", "60", Some("how long a stop or reload waits for requests in flight"))),
+    ("worker-reload-mercy", Default("shutdown-timeout", "60", Some("how long a stop or reload waits for requests in flight"))),
+    ("mule-reload-mercy", Unsupported(OWN_SERVICE)),
+    ("touch-reload", Same("touch-reload")),
+    ("touch-chain-reload", Like("touch-reload", "rwsgi's reload always replaces workers one by one")),
+    ("touch-workers-reload", Like("touch-reload", "rwsgi reloads the master too (a re-exec that keeps the sockets)")),
+    ("fs-reload", Unsupported("use --touch-reload FILE")),
+    ("fs-brutal-reload", Unsupported("use --touch-reload FILE")),
+    ("master-fifo", Unsupported("send signals instead: SIGHUP reloads, SIGTERM stops gracefully, SIGINT fast")),
+    // Logging.
+    ("disable-logging", Same("disable-logging")),
+    ("log-4xx", Pending("log-4xx", LOGS_SOON)),
+    ("log-5xx", Pending("log-5xx", LOGS_SOON)),
+    ("logto", Pending("logto", LOGS_SOON)),
+    ("logto2", Pending("logto", LOGS_SOON)),
+    ("logger", Special(Special::Logger)),
+    ("req-logger", Special(Special::Logger)),
+    ("log-format", Unsupported(LOG_FORMAT)),
+    ("logformat", Unsupported(LOG_FORMAT)),
+    ("log-x-forwarded-for", Pending("log-x-forwarded-for", LOGS_SOON)),
+    ("log-reopen", NotNeeded("a reload re-executes rwsgi, which opens --logto anew; SIGUSR1 reopens it too")),
+    ("touch-logreopen", Unsupported(REOPEN)),
+    ("touch-logrotate", Unsupported(REOPEN)),
+    ("logfile-chown", Unsupported("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
+    ("logfile-chmod", Unsupported("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
+    ("log-slow", Pending("log-slow", LOGS_SOON)),
+    ("log-date", NotNeeded("rwsgi's log lines always carry a timestamp")),
+    ("logdate", NotNeeded("rwsgi's log lines always carry a timestamp")),
+    ("log-micros", NotNeeded("rwsgi's log lines always carry a timestamp")),
+    ("log-master", NotNeeded("rwsgi's workers write to the same stderr as the master")),
+    ("log-maxsize", Unsupported("rotate with journald or logrotate (copytruncate)")),
+    ("log-backupname", Unsupported("rotate with journald or logrotate (copytruncate)")),
+    // Stats and metrics.
+    ("stats", Pending("stats", STATS_SOON)),
+    ("stats-server", Pending("stats", STATS_SOON)),
+    ("stats-http", Pending("stats-http", STATS_SOON)),
+    ("stats-minified", Pending("stats-minified", STATS_SOON)),
+    ("enable-metrics", NotNeeded("rwsgi always keeps its metrics; serve them with --metrics ADDR (Prometheus)")),
+    ("carbon", Unsupported("scrape rwsgi's Prometheus metrics (--metrics ADDR) instead")),
+    // Static files.
+    ("static-map", Pending("static-map", STATIC_SOON)),
+    ("static-map2", Pending("static-map2", STATIC_SOON)),
+    ("check-static", Pending("check-static", STATIC_SOON)),
+    ("static-index", Pending("static-index", STATIC_SOON)),
+    ("static-expires", Pending("static-expires", STATIC_SOON)),
+    ("static-expires-uri", Pending("static-expires-uri", STATIC_SOON)),
+    ("static-gzip-all", Pending("static-gzip-all", STATIC_SOON)),
+    ("static-skip-ext", Pending("static-skip-ext", STATIC_SOON)),
+    ("static-safe", Pending("static-safe", STATIC_SOON)),
+    // Everything else uWSGI does.
+    ("cache", Unsupported("use Redis, Memcached or your framework's cache")),
+    ("cache2", Unsupported("use Redis, Memcached or your framework's cache")),
+    ("emperor", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
+    ("vassals-inherit", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
+    ("unenv", Unsupported("remove the variable from the service's environment")),
+    ("print", NotNeeded("--check-config shows every line as rwsgi reads it")),
+];
+
+/// Families of options, by prefix.
+const FAMILIES: &[(&str, Rule)] = &[
+    ("cheaper", Unsupported(FIXED_WORKERS)),
+    ("mule", Unsupported(OWN_SERVICE)),
+    ("farm", Unsupported(OWN_SERVICE)),
+    ("spooler", Unsupported(OWN_SERVICE)),
+    ("cron", Unsupported(OWN_SERVICE)),
+    ("unique-cron", Unsupported(OWN_SERVICE)),
+    ("attach-daemon", Unsupported(OWN_SERVICE)),
+    ("smart-attach-daemon", Unsupported(OWN_SERVICE)),
+    ("legion", Unsupported(OWN_SERVICE)),
+    ("emperor-", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
+    ("route", Unsupported(IN_NGINX)),
+    ("response-route", Unsupported(IN_NGINX)),
+    ("final-route", Unsupported(IN_NGINX)),
+    ("error-route", Unsupported(IN_NGINX)),
+    ("hook-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
+    ("exec-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
+    ("call-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
+    ("cache-", Unsupported("use Redis, Memcached or your framework's cache")),
+    ("static-", Pending("", STATIC_SOON)),
+    ("stats-", Pending("", STATS_SOON)),
+    ("metric", Pending("", STATS_SOON)),
+    ("log-", Pending("", LOGS_SOON)),
+];
+
+/// The rule for `key` (lower case, `-` separated), if uWSGI has one.
+pub(crate) fn rule(key: &str) -> Option<Rule> {
+    if key.starts_with("hook-master-start") || key.starts_with("hook-as-root") {
+        return Some(Special(Special::Hook));
+    }
+    RULES
+        .iter()
+        .find(|(name, _)| *name == key)
+        .or_else(|| FAMILIES.iter().find(|(prefix, _)| key.starts_with(prefix)))
+        .map(|(_, rule)| *rule)
+}
+
+/// uWSGI defaults that differ from rwsgi's, for options a file leaves out:
+/// (uWSGI option, what uWSGI does, what rwsgi does).
+pub(crate) fn default_differences(table: &OptionTable) -> Vec<(&'static str, String, String)> {
+    let rwsgi = |long: &str| {
+        table
+            .lookup(long)
+            .and_then(|s| s.default.clone())
+            .unwrap_or_else(|| "none".into())
+    };
+    vec![
+        (
+            "listen",
+            "100".into(),
+            format!("--listen {}", rwsgi("listen")),
+        ),
+        (
+            "buffer-size",
+            "4096".into(),
+            format!("--buffer-size {}", rwsgi("buffer-size")),
+        ),
+        (
+            "post-buffering",
+            "0 (off)".into(),
+            format!("--post-buffering {}", rwsgi("post-buffering")),
+        ),
+        (
+            "socket-timeout",
+            "4 s".into(),
+            format!("--write-timeout {} s", rwsgi("write-timeout")),
+        ),
+        (
+            "reload-mercy",
+            "60 s".into(),
+            format!("--shutdown-timeout {} s", rwsgi("shutdown-timeout")),
+        ),
+        ("master", "off".into(), "always on".into()),
+        (
+            "enable-threads",
+            "off (threads the app starts do not run)".into(),
+            "always on".into(),
+        ),
+        (
+            "die-on-term",
+            "off (SIGTERM reloads)".into(),
+            "SIGTERM always stops gracefully".into(),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mapped_option_exists_in_rwsgi() {
+        let table = OptionTable::new();
+        for (name, rule) in RULES {
+            if let Same(long) | Like(long, _) | Default(long, _, _) = rule {
+                assert!(
+                    table.lookup(long).is_some(),
+                    "{name} maps onto missing --{long}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn families() {
+        assert!(matches!(rule("cheaper-algo"), Some(Unsupported(_))));
+        assert!(matches!(rule("route-uri"), Some(Unsupported(_))));
+        assert!(matches!(
+            rule("hook-master-start"),
+            Some(Special(Special::Hook))
+        ));
+        assert!(matches!(rule("socket"), Some(Special(Special::Socket))));
+        assert!(rule("frobnicate").is_none());
+    }
+}
