@@ -1,0 +1,1 @@
+"""Sample Django project for rwsgi's Docker Compose and Kubernetes examples."""
