@@ -1,11 +1,16 @@
 //! Links against the Python that `python3` on PATH (or PYO3_PYTHON) names,
-//! and records its library directory as an rpath so the binary finds
-//! libpython at run time without LD_LIBRARY_PATH.
+//! records its library directory as an rpath so the binary finds libpython
+//! at run time without LD_LIBRARY_PATH, and records its executable so the
+//! embedded interpreter finds the matching standard library (not whatever
+//! `python3` comes first on PATH at run time).
 
 fn main() {
     let config = pyo3_build_config::get();
     if let Some(dir) = config.lib_dir() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+    if let Some(python) = config.executable() {
+        println!("cargo:rustc-env=RWSGI_BUILD_PYTHON={python}");
     }
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

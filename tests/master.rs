@@ -595,3 +595,77 @@ fn systemd_is_told_ready_then_reloading_then_ready_again() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+#[test]
+fn a_reload_keeps_relative_paths_relative_to_where_rwsgi_started() {
+    // The master changes into --chdir to import the app; the re-executed
+    // master must still read `tests/apps` from the original directory.
+    let server = Server::start(&[
+        "--chdir",
+        "tests/apps",
+        "--module",
+        "pep3333:application",
+        "--processes",
+        "2",
+    ]);
+    assert_eq!(server.get(Proto::Http, "/write").status, 200);
+    let before = workers(&server);
+    common::signal(server.pid(), libc_sig::SIGHUP);
+    assert!(
+        wait_until(20, || {
+            let now = workers(&server);
+            now.len() == 2 && now.is_disjoint(&before)
+        }),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.get(Proto::Http, "/write").status, 200);
+    assert!(!server.log().contains("cannot chdir"), "{}", server.log());
+}
+
+#[test]
+fn the_embedded_python_is_the_one_rwsgi_was_built_against_whatever_is_on_path() {
+    let dir = common::temp_dir("which-python");
+    let app = dir.join("which.py");
+    std::fs::write(
+        &app,
+        "import math, sys\ndef application(e, s):\n    s('200 OK', [])\n    return [(sys.executable + ' ' + sys.prefix).encode()]\n",
+    )
+    .unwrap();
+    let port = common::free_port();
+    let log = dir.join("rwsgi.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rwsgi"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args([
+            "--wsgi-file",
+            app.to_str().unwrap(),
+            "--http-socket",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let answered = wait_until(15, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
+    let reply = try_get(&addr, "/").map(|r| r.text()).unwrap_or_default();
+    common::signal(child.id(), libc_sig::SIGINT);
+    let _ = child.wait();
+    assert!(
+        answered,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The build interpreter: the one `python3` names in the test's own PATH.
+    let expected = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.prefix)"])
+        .output()
+        .unwrap();
+    let prefix = String::from_utf8_lossy(&expected.stdout).trim().to_string();
+    assert!(
+        reply.ends_with(&format!(" {prefix}")),
+        "{reply} vs {prefix}"
+    );
+}

@@ -83,6 +83,9 @@ struct Supervisor<'a> {
 
 /// Runs the master until it stops; returns the process exit code.
 pub fn run(cli: Cli, argv: Vec<OsString>) -> i32 {
+    if let Ok(dir) = std::env::current_dir() {
+        let _ = START_DIR.set(dir);
+    }
     match start(&cli, argv) {
         Ok(mut supervisor) => supervisor.serve(),
         Err(e) => {
@@ -758,16 +761,23 @@ fn adopt_after_reexec(fds: &str) -> Result<(Sockets, Vec<Proc>), String> {
     ))
 }
 
+/// Re-executes this binary with `argv`, in the directory rwsgi was started
+/// in (the app's `--chdir` must not change what relative paths mean).
 fn exec_self(argv: &[OsString]) -> std::io::Error {
     use std::os::unix::process::CommandExt;
     let Some((_, args)) = argv.split_first() else {
         return std::io::Error::other("no argv saved");
     };
-    std::process::Command::new("/proc/self/exe")
-        .arg0("rwsgi")
-        .args(args)
-        .exec()
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command.arg0("rwsgi").args(args);
+    if let Some(dir) = START_DIR.get() {
+        command.current_dir(dir);
+    }
+    command.exec()
 }
+
+/// The working directory rwsgi was started in.
+static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()

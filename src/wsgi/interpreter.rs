@@ -51,8 +51,59 @@ pub struct LoadedApp {
 }
 
 /// Starts the interpreter (once per process).
+///
+/// CPython finds its standard library from its program name; embedded, the
+/// default name is `python3`, looked up on PATH, which may be another
+/// Python than the libpython rwsgi links. So the program name is the
+/// interpreter rwsgi was built against (`RWSGI_PYTHON` overrides it), when
+/// that file exists; `sys.executable` then names a real Python too, for
+/// apps that start subprocesses with it.
 pub fn start() {
-    Python::initialize();
+    let python = std::env::var_os("RWSGI_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("RWSGI_BUILD_PYTHON").map(PathBuf::from))
+        .filter(|p| p.exists());
+    match python {
+        Some(python) => initialize_as(&python),
+        None => Python::initialize(),
+    }
+}
+
+/// Initializes CPython with `python` as its program name, then releases the
+/// GIL (as `Python::initialize` does).
+fn initialize_as(python: &Path) {
+    use pyo3::ffi;
+    // SAFETY: the PyConfig API used as CPython documents it: init, set,
+    // initialize, clear; all on this thread before any other Python call.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return;
+        }
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        // The command line belongs to rwsgi, not to Python.
+        config.parse_argv = 0;
+        let name = CString::new(python.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let status =
+            ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, name.as_ptr());
+        let status = if ffi::PyStatus_Exception(status) == 0 {
+            ffi::Py_InitializeFromConfig(&config)
+        } else {
+            status
+        };
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            tracing::warn!(
+                "cannot start Python as {}; falling back to the default search",
+                python.display()
+            );
+            Python::initialize();
+            return;
+        }
+        ffi::PyEval_SaveThread();
+    }
 }
 
 /// Prepares sys.path and imports the app. The error is a complete message
