@@ -104,13 +104,6 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// True when `buf` starts like an HTTP request line (`GET /`, `POST /`...):
-/// used to tell an operator that HTTP reached a uwsgi or SCGI socket.
-pub(crate) fn looks_like_http(buf: &[u8]) -> bool {
-    let method_len = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
-    (3..=10).contains(&method_len) && buf.get(method_len) == Some(&b' ')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,13 +193,5 @@ mod tests {
         };
         let err = request_from_vars(vars(&[("CONTENT_LENGTH", "11")]), &limits).unwrap_err();
         assert_eq!(err.status(), 413);
-    }
-
-    #[test]
-    fn http_request_line_is_recognised() {
-        assert!(looks_like_http(b"GET / HTTP/1.1\r\n"));
-        assert!(looks_like_http(b"OPTIONS * HTTP/1.1\r\n"));
-        assert!(!looks_like_http(b"\x00\x10\x00\x00"));
-        assert!(!looks_like_http(b"12:CONTENT_LENGTH"));
     }
 }

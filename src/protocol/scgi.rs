@@ -8,7 +8,7 @@ use nom::bytes::complete::{tag, take_until};
 use nom::sequence::terminated;
 use nom::{IResult, Parser};
 
-use super::cgi::{looks_like_http, parse_decimal, request_from_vars};
+use super::cgi::{parse_decimal, request_from_vars};
 use super::{ErrorKind, Limits, ProtocolError, Request};
 
 /// Most digits a netstring length may have (65535 needs 5; allow padding).
@@ -30,21 +30,30 @@ impl ScgiCodec {
     /// Decodes one netstring head from the front of `buf`, removing it; the
     /// body stays in `buf`. `Ok(None)`: not a whole head yet.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
-        let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == buf.len() {
-            if digits > MAX_LEN_DIGITS {
+        // Every check below depends only on bytes already seen in order, so
+        // the verdict is the same however the head is split across reads.
+        match buf.first() {
+            None => return Ok(None),
+            Some(b) if b.is_ascii_uppercase() => return Err(wrong_protocol()),
+            Some(b) if !b.is_ascii_digit() => {
                 return Err(ProtocolError::bad(
-                    "SCGI netstring length has too many digits",
-                ));
+                    "SCGI request does not start with a netstring length (`<digits>:`)",
+                ))
             }
+            Some(_) => {}
+        }
+        let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > MAX_LEN_DIGITS {
+            return Err(ProtocolError::bad(format!(
+                "SCGI netstring length has more than {MAX_LEN_DIGITS} digits"
+            )));
+        }
+        if digits == buf.len() {
             return Ok(None);
         }
-        if buf[digits] != b':' || digits == 0 {
-            if looks_like_http(buf) || buf.iter().all(|b| b.is_ascii_uppercase()) {
-                return Err(wrong_protocol());
-            }
+        if buf[digits] != b':' {
             return Err(ProtocolError::bad(
-                "SCGI request does not start with a netstring length (`<digits>:`)",
+                "SCGI netstring length is not followed by ':'",
             ));
         }
         let size = parse_decimal(&buf[..digits])
@@ -211,6 +220,39 @@ mod tests {
             .decode(&mut BytesMut::from(&b"5000:"[..]))
             .unwrap_err();
         assert_eq!(err.status(), 431);
+    }
+
+    #[test]
+    fn verdicts_do_not_depend_on_the_split() {
+        // Found by fuzzing: each was judged differently whole and in parts.
+        for input in [
+            &b"Gx"[..],
+            b"99999999999:",
+            b"000000000000017:CONTENT_LENGTH\x000\x00,",
+        ] {
+            let whole = ScgiCodec::new(Limits::default()).decode(&mut BytesMut::from(input));
+            for split in 1..input.len() {
+                let mut codec = ScgiCodec::new(Limits::default());
+                let mut buf = BytesMut::from(&input[..split]);
+                let first = codec.decode(&mut buf);
+                let verdict = match first {
+                    Err(e) => Err(e.kind()),
+                    Ok(Some(_)) => Ok(true),
+                    Ok(None) => {
+                        buf.extend_from_slice(&input[split..]);
+                        codec
+                            .decode(&mut buf)
+                            .map(|r| r.is_some())
+                            .map_err(|e| e.kind())
+                    }
+                };
+                assert_eq!(
+                    verdict,
+                    whole.clone().map(|r| r.is_some()).map_err(|e| e.kind()),
+                    "{input:?} split {split}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use nom::multi::length_data;
 use nom::number::complete::le_u16;
 use nom::{IResult, Parser};
 
-use super::cgi::{looks_like_http, request_from_vars};
+use super::cgi::request_from_vars;
 use super::{ErrorKind, Limits, ProtocolError, Request};
 
 /// Size of the fixed packet header.
@@ -31,16 +31,12 @@ impl UwsgiCodec {
     /// Decodes one packet head from the front of `buf`, removing it; the
     /// body stays in `buf`. `Ok(None)`: not a whole packet yet.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
-        if buf.len() < HEADER_LEN {
-            if looks_like_http_prefix(buf) {
-                return Ok(None);
-            }
-            return check_modifier(buf).map(|_| None);
-        }
-        if looks_like_http(buf) || looks_like_http_prefix(buf) {
-            return Err(wrong_protocol());
-        }
+        // Decided by the first byte alone, so the verdict never depends on
+        // how the packet was split across reads.
         check_modifier(buf)?;
+        if buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
         let size = usize::from(u16::from_le_bytes([buf[1], buf[2]]));
         if size > self.limits.vars_block {
             return Err(ProtocolError::new(
@@ -62,20 +58,17 @@ impl UwsgiCodec {
     }
 }
 
-/// modifier1 0 is a WSGI request; nothing else is served here.
+/// modifier1 0 is a WSGI request; nothing else is served here. An
+/// uppercase letter there is the start of an HTTP method: the peer speaks
+/// HTTP to the uwsgi socket.
 fn check_modifier(buf: &[u8]) -> Result<(), ProtocolError> {
     match buf.first() {
         None | Some(0) => Ok(()),
+        Some(m) if m.is_ascii_uppercase() => Err(wrong_protocol()),
         Some(m) => Err(ProtocolError::bad(format!(
             "uwsgi modifier1 {m} is not supported (only 0, a WSGI request)"
         ))),
     }
-}
-
-/// A short buffer that could still become an HTTP request line: an
-/// uppercase letter first can never be a valid modifier1.
-fn looks_like_http_prefix(buf: &[u8]) -> bool {
-    !buf.is_empty() && buf.iter().all(|b| b.is_ascii_uppercase())
 }
 
 fn wrong_protocol() -> ProtocolError {
@@ -231,6 +224,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WrongProtocol);
         assert!(err.detail().contains("uwsgi_pass"));
+    }
+
+    #[test]
+    fn wrong_protocol_verdict_does_not_depend_on_the_split() {
+        // Found by fuzzing: "GETX/" was a 400 whole, WrongProtocol in parts.
+        let whole = UwsgiCodec::new(Limits::default())
+            .decode(&mut BytesMut::from(&b"GETX/"[..]))
+            .unwrap_err();
+        let mut codec = UwsgiCodec::new(Limits::default());
+        let first = codec.decode(&mut BytesMut::from(&b"G"[..])).unwrap_err();
+        assert_eq!(whole.kind(), ErrorKind::WrongProtocol);
+        assert_eq!(first.kind(), ErrorKind::WrongProtocol);
     }
 
     #[test]

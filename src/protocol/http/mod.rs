@@ -92,11 +92,12 @@ impl HttpCodec {
                 return Ok(None);
             };
             let end = lf + 1;
-            if end > self.limits.head_size {
-                return Err(head_too_large(&self.limits));
-            }
             let start = self.scan.line_start;
-            if lf == start || buf.get(lf - 1) != Some(&b'\r') {
+            let crlf = lf > start && buf.get(lf - 1) == Some(&b'\r');
+            // The same limits, in the same order, as while the line was
+            // arriving: the verdict must not depend on how it was split.
+            self.check_line(buf.get(start).copied(), lf - start - usize::from(crlf), end)?;
+            if !crlf {
                 return Err(ProtocolError::bad("bare LF in request head"));
             }
             self.scan.searched = end;
@@ -121,20 +122,11 @@ impl HttpCodec {
             if line.is_empty() {
                 return Ok(false);
             }
-            if line.len() > self.limits.request_line {
-                return Err(uri_too_long(&self.limits));
-            }
             self.scan.request_line = Some(request_line::parse(line, start)?);
             return Ok(false);
         }
         if line.is_empty() {
             return Ok(true);
-        }
-        if self.scan.fields.len() >= self.limits.header_count {
-            return Err(too_many_fields(&self.limits));
-        }
-        if line.len() + 2 > self.limits.header_field {
-            return Err(field_too_long(&self.limits));
         }
         let mut field = syntax::field_line(line)?;
         field.name = start + field.name.start..start + field.name.end;
@@ -148,6 +140,14 @@ impl HttpCodec {
     fn check_partial(&self, buf: &[u8]) -> Result<(), ProtocolError> {
         let partial = buf.get(self.scan.line_start..).unwrap_or_default();
         let len = partial.len() - usize::from(partial.last() == Some(&b'\r'));
+        self.check_line(partial.first().copied(), len, buf.len())
+    }
+
+    /// The head limits for a line starting with `first`, `len` bytes long
+    /// without its line ending, with the head `upto` bytes long so far:
+    /// line length (414 / 431), then field count, then head size (431).
+    /// Used alike for a line still arriving and a complete one.
+    fn check_line(&self, first: Option<u8>, len: usize, upto: usize) -> Result<(), ProtocolError> {
         if self.scan.request_line.is_none() {
             if len > self.limits.request_line {
                 return Err(uri_too_long(&self.limits));
@@ -156,12 +156,12 @@ impl HttpCodec {
             if len + 2 > self.limits.header_field {
                 return Err(field_too_long(&self.limits));
             }
-            let another_field = partial.first().is_some_and(|&b| b != b'\r');
+            let another_field = first.is_some_and(|b| b != b'\r' && b != b'\n');
             if another_field && self.scan.fields.len() >= self.limits.header_count {
                 return Err(too_many_fields(&self.limits));
             }
         }
-        if buf.len() > self.limits.head_size {
+        if upto > self.limits.head_size {
             return Err(head_too_large(&self.limits));
         }
         Ok(())

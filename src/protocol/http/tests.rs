@@ -539,3 +539,47 @@ fn every_split_into_two_or_three_pieces_gives_the_same_request() {
         }
     }
 }
+
+/// Found by fuzzing: these were judged differently whole and split.
+#[test]
+fn limit_verdicts_do_not_depend_on_the_split() {
+    let long_target = [
+        b"GET /".to_vec(),
+        vec![b'a'; 70_000],
+        b" HTTP/1.1\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    let long_line_bare_lf = [
+        b"GET /".to_vec(),
+        vec![b'a'; 8200],
+        b" HTTP/1.1\n\r\n".to_vec(),
+    ]
+    .concat();
+    let long_field_bare_lf = [
+        b"GET / HTTP/1.1\r\nX: ".to_vec(),
+        vec![b'a'; 8200],
+        b"\n\r\n".to_vec(),
+    ]
+    .concat();
+    for (input, splits) in [
+        (long_target, vec![9000, 40_000]),
+        (long_line_bare_lf, vec![8200, 100]),
+        (long_field_bare_lf, vec![8210, 30]),
+    ] {
+        let whole = HttpCodec::new(Limits::default())
+            .decode(&mut BytesMut::from(&input[..]))
+            .unwrap_err();
+        for split in splits {
+            let mut codec = HttpCodec::new(Limits::default());
+            let mut buf = BytesMut::from(&input[..split]);
+            let err = match codec.decode(&mut buf) {
+                Err(e) => e,
+                Ok(_) => {
+                    buf.extend_from_slice(&input[split..]);
+                    codec.decode(&mut buf).unwrap_err()
+                }
+            };
+            assert_eq!(err.kind(), whole.kind(), "split {split}: {err} vs {whole}");
+        }
+    }
+}
