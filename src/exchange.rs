@@ -3,6 +3,8 @@
 //! body pieces and response [`Event`]s travel over bounded channels, so a
 //! slow client slows its own request only and memory stays bounded.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -16,11 +18,31 @@ pub struct Job {
     pub request: Request,
     /// Where `wsgi.input` reads from.
     pub body: Body,
-    /// Where the response goes. Sends fail once the client is gone, which
-    /// tells the app's thread to stop iterating and call `close()`.
-    pub events: mpsc::Sender<Event>,
+    /// Where the response goes.
+    pub events: EventSink,
     /// `METHOD path`, for log lines that name the request.
     pub label: String,
+}
+
+/// Where a response's events go.
+#[derive(Debug, Clone)]
+pub enum EventSink {
+    /// To the connection task over a bounded channel (the app runs on a
+    /// pool thread). Sends wait while the connection is behind, and fail
+    /// once the client is gone, which tells the app's thread to stop
+    /// iterating and call `close()`.
+    Channel(mpsc::Sender<Event>),
+    /// Into a buffer the connection drains between steps (the app runs
+    /// inline on the I/O thread, a chunk at a time).
+    Buffer(Arc<Mutex<Vec<Event>>>),
+}
+
+impl EventSink {
+    /// A new buffer sink and the handle the connection drains it with.
+    pub fn buffer() -> (EventSink, Arc<Mutex<Vec<Event>>>) {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        (EventSink::Buffer(buffer.clone()), buffer)
+    }
 }
 
 /// The request body as the Python side sees it.
@@ -90,4 +112,54 @@ pub trait PoolObserver: Send + Sync + 'static {
     fn job_finished(&self, thread: usize, app_error: bool);
     /// Jobs now waiting for a thread.
     fn queue_depth(&self, depth: usize);
+}
+
+/// Runs the app on the calling (I/O) thread, a step at a time, when a
+/// worker has a single Python thread: no thread hand-off per request.
+pub trait InlineRunner: Send + Sync + 'static {
+    /// Calls the app for `job` (whose events go to an
+    /// [`EventSink::Buffer`]); the returned call sends the body.
+    fn start(&self, job: Job) -> Option<Box<dyn InlineCall>>;
+}
+
+/// An app call in progress on the I/O thread.
+pub trait InlineCall: Send {
+    /// Produces the next piece of the response into the sink; true once the
+    /// response is complete.
+    fn step(&mut self) -> bool;
+    /// The client went away: stop and call the iterable's `close()`.
+    fn abandon(self: Box<Self>);
+}
+
+/// A running mean of how long the app takes per request (its service time,
+/// without queueing), shared by the pool threads and the inline path, so a
+/// single-threaded worker runs the app inline only while it is fast.
+#[derive(Debug, Default)]
+pub struct ServiceTime {
+    /// Exponentially weighted mean, nanoseconds; 0 until measured.
+    mean_nanos: std::sync::atomic::AtomicU64,
+    /// Requests measured (saturating).
+    samples: std::sync::atomic::AtomicU64,
+}
+
+impl ServiceTime {
+    /// Folds in one request's service time (weight 1/16).
+    pub fn record(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sample = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let old = self.mean_nanos.load(Relaxed);
+        let new = if self.samples.fetch_add(1, Relaxed) == 0 {
+            sample
+        } else {
+            old - old / 16 + sample / 16
+        };
+        self.mean_nanos.store(new, Relaxed);
+    }
+
+    /// The mean, once a few requests were measured.
+    pub fn mean(&self) -> Option<std::time::Duration> {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.samples.load(Relaxed) >= 4)
+            .then(|| std::time::Duration::from_nanos(self.mean_nanos.load(Relaxed)))
+    }
 }

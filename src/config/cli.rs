@@ -6,6 +6,7 @@ use clap::Parser;
 
 use crate::protocol::{Limits, Protocol};
 use crate::server::listener::{ListenAddr, ListenSpec};
+use crate::server::{parse_safe_path, StaticFiles, StaticMap};
 use crate::wsgi::AppSpec;
 
 /// rwsgi: a fast, safe application server for Python WSGI apps.
@@ -79,7 +80,7 @@ pub struct Cli {
     pub threads: u32,
 
     /// Requests that may wait for a free Python thread before new ones get a
-    /// 503 [default: 64 per thread, at least 128].
+    /// 503 [default: 64 per thread, at least 1024].
     #[arg(long = "queue-size", value_name = "N")]
     pub queue_size: Option<usize>,
 
@@ -173,6 +174,18 @@ pub struct Cli {
     /// With --disable-logging, still log requests answered 5xx.
     #[arg(long = "log-5xx")]
     pub log_5xx: bool,
+
+    /// Serve the files under DIR for URL paths under /PREFIX, without the
+    /// app (GET and HEAD; ETag, Range, 304; a missing file is a 404).
+    /// Relative DIRs are taken from the directory rwsgi starts in.
+    /// Repeatable; the longest prefix wins.
+    #[arg(long = "static-map", value_name = "/PREFIX=DIR")]
+    pub static_map: Vec<StaticMap>,
+
+    /// Let --static-map follow symlinks that lead under PATH, outside the
+    /// mapped directory (refused with 403 otherwise). Repeatable.
+    #[arg(long = "static-safe", value_name = "PATH", value_parser = parse_safe_path)]
+    pub static_safe: Vec<PathBuf>,
 
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
@@ -335,9 +348,14 @@ impl Cli {
         }
     }
 
+    /// The `--static-map` / `--static-safe` settings.
+    pub fn static_files(&self) -> StaticFiles {
+        StaticFiles::new(self.static_map.clone(), self.static_safe.clone())
+    }
+
     /// The dispatch queue's capacity.
     pub fn queue_size(&self) -> usize {
         self.queue_size
-            .unwrap_or_else(|| (self.threads as usize * 64).max(128))
+            .unwrap_or_else(|| (self.threads as usize * 64).max(1024))
     }
 }

@@ -13,11 +13,11 @@ use tokio::sync::Notify;
 use super::scoreboard::{Recycle, Scoreboard};
 use super::{exit_code, SCOREBOARD};
 use crate::config::Cli;
-use crate::exchange::PoolObserver;
+use crate::exchange::{PoolObserver, ServiceTime};
 use crate::protocol::Protocol;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
-use crate::server::{AccessLog, Lifecycle, Observer, Shared, Timeouts};
-use crate::wsgi::{interpreter, LoadedApp, ThreadPool, WorkerFacts};
+use crate::server::{AccessLog, Inline, Lifecycle, Observer, Shared, Timeouts};
+use crate::wsgi::{interpreter, InlineApp, LoadedApp, ThreadPool, WorkerFacts};
 
 /// What a worker gets from the master.
 pub struct WorkerSetup<'a> {
@@ -62,12 +62,27 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
     };
     let watch = Arc::new(WorkerWatch::new(id, slot, cli));
     let observer: Arc<dyn PoolObserver> = watch.clone();
+    // One Python thread: run the app on the I/O thread itself (no thread
+    // hand-off per request); the pool's thread then only takes requests
+    // whose body streams in. Harakiri needs the I/O thread free to answer
+    // 504 while the app is stuck, so it keeps every request on the pool.
+    let service = Arc::new(ServiceTime::default());
+    let inline = (cli.threads == 1 && cli.harakiri == 0).then(|| {
+        let runner: Arc<dyn crate::exchange::InlineRunner> = Arc::new(InlineApp::new(
+            app.clone(),
+            facts,
+            Some(observer.clone()),
+            service.clone(),
+        ));
+        Inline::new(runner, cli.queue_size(), service.clone())
+    });
     let pool = match ThreadPool::start(
         app,
         cli.threads as usize,
         cli.queue_size(),
         facts,
         Some(observer),
+        service,
     ) {
         Ok(pool) => pool,
         Err(e) => {
@@ -106,6 +121,8 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
             write: Duration::from_secs(cli.write_timeout.max(1)),
         },
         connection_slots: Arc::new(tokio::sync::Semaphore::new(cli.max_connections.max(1))),
+        static_files: cli.static_files(),
+        inline,
     });
     runtime.block_on(serve(id, cli, listeners, shared, watch))
 }

@@ -15,7 +15,7 @@ use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::respond::{Next, ResponseWriter};
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer, Shared};
-use crate::exchange::{Body, BodyMsg, Event, Job};
+use crate::exchange::{Body, BodyMsg, Event, EventSink, InlineRunner, Job};
 use crate::protocol::response::{reason, simple_response, RequestShape};
 use crate::protocol::{BodyFraming, Decoder, ErrorKind, Protocol, ProtocolError, Request};
 
@@ -222,6 +222,15 @@ async fn serve_request<S: Stream>(
     let started = Instant::now();
     ctx.add_connection_vars(&mut request, peer);
     let label = request_label(&request);
+    if let Some(keep_alive) =
+        super::static_files::serve(stream, buf, &request, peer, ctx, started, &label).await
+    {
+        return if keep_alive {
+            After::KeepAlive
+        } else {
+            After::Close
+        };
+    }
     let info = RequestInfo::of(&request);
     let shape = RequestShape {
         protocol: ctx.protocol,
@@ -287,45 +296,58 @@ async fn serve_request<S: Stream>(
             return After::Close;
         }
     };
-    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let mut writer = ResponseWriter::new(shape, shared.timeouts.write);
     let job = Job {
         request,
         body,
-        events: events_tx,
+        events: EventSink::Buffer(Default::default()),
         label: label.clone(),
     };
-    if let Err(job) = shared.dispatcher.dispatch(job) {
-        drop(job);
-        tracing::warn!(
-            peer = %peer,
-            request = %label,
-            "server overloaded: every Python thread is busy and the queue is full -> 503"
-        );
-        let retry = shared.retry_after.to_string();
-        let body = "server overloaded, retry later\n";
-        let response = simple_response(
-            ctx.protocol,
-            503,
-            reason(503),
-            body,
-            &[("Retry-After", &retry)],
-        );
-        let _ = write_within(stream, &response, shared.timeouts.write).await;
-        return After::Close;
-    }
-    let mut writer = ResponseWriter::new(shape, shared.timeouts.write);
-    let deadline = shared.harakiri.map(|limit| started + limit);
-    let outcome = pump(
-        stream,
-        buf,
-        events,
-        feed,
-        &mut writer,
-        peer,
-        &label,
-        deadline,
-    )
-    .await;
+    let outcome = match &shared.inline {
+        Some(inline) => {
+            // One request runs Python at a time in this worker.
+            let Some(_turn) = inline.admit().await else {
+                overloaded(stream, ctx, peer, &label).await;
+                return After::Close;
+            };
+            if matches!(job.body, Body::Buffered(_)) && inline.preferred() {
+                run_inline(stream, &inline.runner, job, &mut writer, peer, &label).await
+            } else {
+                let pumped = dispatch(
+                    stream,
+                    buf,
+                    job,
+                    feed,
+                    &mut writer,
+                    peer,
+                    &label,
+                    started,
+                    ctx,
+                )
+                .await;
+                match pumped {
+                    Some(p) => p,
+                    None => return After::Close,
+                }
+            }
+        }
+        None => match dispatch(
+            stream,
+            buf,
+            job,
+            feed,
+            &mut writer,
+            peer,
+            &label,
+            started,
+            ctx,
+        )
+        .await
+        {
+            Some(p) => p,
+            None => return After::Close,
+        },
+    };
     let outcome = match outcome {
         Pumped::Complete => true,
         Pumped::Broken => false,
@@ -357,6 +379,101 @@ async fn serve_request<S: Stream>(
         After::KeepAlive
     } else {
         After::Close
+    }
+}
+
+/// Hands `job` to the Python thread pool and moves its response to the
+/// socket. `None` when the pool was full (a 503 was sent).
+#[allow(clippy::too_many_arguments)]
+async fn dispatch<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    mut job: Job,
+    feed: Option<BodyFeed>,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &str,
+    started: Instant,
+    ctx: &ListenerContext,
+) -> Option<Pumped> {
+    let shared = &ctx.shared;
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    job.events = EventSink::Channel(events_tx);
+    if let Err(job) = shared.dispatcher.dispatch(job) {
+        drop(job);
+        overloaded(stream, ctx, peer, label).await;
+        return None;
+    }
+    let deadline = shared.harakiri.map(|limit| started + limit);
+    Some(pump(stream, buf, events, feed, writer, peer, label, deadline).await)
+}
+
+/// Every Python thread is busy and the queue is full: a quick 503.
+async fn overloaded<S: Stream>(stream: &mut S, ctx: &ListenerContext, peer: &Peer, label: &str) {
+    tracing::warn!(
+        peer = %peer,
+        request = %label,
+        "server overloaded: every Python thread is busy and the queue is full -> 503"
+    );
+    let retry = ctx.shared.retry_after.to_string();
+    let response = simple_response(
+        ctx.protocol,
+        503,
+        reason(503),
+        "server overloaded, retry later\n",
+        &[("Retry-After", &retry)],
+    );
+    let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
+}
+
+/// Runs the app on this thread a step at a time, writing each step's
+/// output before the next (so chunks stream and a gone client is noticed).
+async fn run_inline<S: Stream>(
+    stream: &mut S,
+    runner: &Arc<dyn InlineRunner>,
+    job: Job,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &str,
+) -> Pumped {
+    let EventSink::Buffer(buffer) = job.events.clone() else {
+        unreachable!("inline jobs carry a buffer sink");
+    };
+    let mut call = runner.start(job);
+    loop {
+        let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        for event in events {
+            match writer.apply(stream, event).await {
+                Ok(Next::More) => {}
+                Ok(Next::Done) => return Pumped::Complete,
+                Ok(Next::Abort) => return Pumped::Broken,
+                Err(e) => {
+                    tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                    if let Some(call) = call.take() {
+                        call.abandon();
+                    }
+                    return Pumped::Broken;
+                }
+            }
+        }
+        if let Err(e) = writer.flush(stream).await {
+            tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+            if let Some(call) = call.take() {
+                call.abandon();
+            }
+            return Pumped::Broken;
+        }
+        match call.as_mut() {
+            Some(c) => {
+                if c.step() {
+                    call = None;
+                }
+            }
+            None => {
+                tracing::error!(source = "rwsgi", request = %label, "internal error: the app's response ended without End");
+                return Pumped::Broken;
+            }
+        }
     }
 }
 

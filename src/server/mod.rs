@@ -9,6 +9,7 @@
 //! - `connection`: one connection's request/response loop.
 //! - `body`: request bodies (pre-buffered or streamed).
 //! - `respond`: response framing and writing.
+//! - `static_files`: `--static-map`, files served without the app.
 //! - `stream`: the socket trait shared by TCP and Unix streams, sendfile.
 //! - `date`: the cached `Date` header.
 //! - `access_log`: one line per request.
@@ -19,6 +20,7 @@ mod connection;
 mod date;
 pub mod listener;
 mod respond;
+mod static_files;
 mod stream;
 
 use std::fmt;
@@ -30,6 +32,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
 pub use access_log::AccessLog;
+pub use static_files::{parse_safe_path, StaticFiles, StaticMap};
 
 use crate::exchange::Dispatch;
 use crate::protocol::{Limits, Protocol, Request};
@@ -59,6 +62,71 @@ pub struct Shared {
     /// Caps open connections (`--max-connections`): accepting waits for a
     /// permit, so excess clients wait in the kernel's listen backlog.
     pub connection_slots: Arc<tokio::sync::Semaphore>,
+    /// `--static-map` directories served without the app (empty: none).
+    pub static_files: StaticFiles,
+    /// Set when the app runs on this (I/O) thread: one Python thread.
+    pub inline: Option<Inline>,
+}
+
+/// Inline execution: the app runs on the I/O thread, one request at a
+/// time (a worker with one Python thread serves one request at a time on
+/// any server). Requests wait for their turn on an async semaphore; past
+/// `queue_limit` waiting, they get a 503.
+pub struct Inline {
+    /// Calls the app.
+    pub runner: Arc<dyn crate::exchange::InlineRunner>,
+    /// The one Python turn.
+    turn: tokio::sync::Semaphore,
+    /// Requests waiting for the turn.
+    waiting: AtomicUsize,
+    /// Most requests that may wait.
+    queue_limit: usize,
+    /// How long the app takes: inline only while it is fast.
+    service: Arc<crate::exchange::ServiceTime>,
+}
+
+/// An app whose mean service time is below this runs inline; a slower one
+/// on the pool thread, so the I/O thread stays free to answer (503s,
+/// timeouts) while it works.
+const INLINE_BELOW: Duration = Duration::from_millis(1);
+
+impl Inline {
+    /// Inline execution through `runner`, at most `queue_limit` waiting;
+    /// `service` is the app's measured service time.
+    pub fn new(
+        runner: Arc<dyn crate::exchange::InlineRunner>,
+        queue_limit: usize,
+        service: Arc<crate::exchange::ServiceTime>,
+    ) -> Self {
+        Inline {
+            runner,
+            turn: tokio::sync::Semaphore::new(1),
+            waiting: AtomicUsize::new(0),
+            queue_limit,
+            service,
+        }
+    }
+
+    /// Whether the next request should run inline: once the app has shown
+    /// itself fast (until then, and while it is slow, the pool thread runs
+    /// it).
+    pub fn preferred(&self) -> bool {
+        self.service.mean().is_some_and(|m| m < INLINE_BELOW)
+    }
+
+    /// Waits for the Python turn; `None` when too many already wait.
+    pub async fn admit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.turn.try_acquire() {
+            return Some(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = self.turn.acquire().await.ok();
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit
+    }
 }
 
 /// How long a peer may take at each stage of a request.

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use super::environ::{self, WorkerFacts};
 use super::file_wrapper::FileWrapper;
@@ -27,101 +27,202 @@ pub enum Outcome {
     ClientGone,
 }
 
-/// Runs `job` through the app.
+/// Runs `job` through the app to the end (a pool thread: sends block while
+/// the connection is behind).
 pub fn run(py: Python<'_>, app: &LoadedApp, facts: WorkerFacts, job: Job) -> Outcome {
-    let Job {
-        request,
-        body,
-        events,
-        label,
-    } = job;
-    let responder = match Bound::new(py, Responder::new(events)) {
-        Ok(r) => r,
-        Err(e) => {
-            log_app_error(py, &label, "could not create start_response", &e);
-            return Outcome::AppError;
-        }
-    };
-    let result = environ::build(py, &request, body, &label, facts, app.file_wrapper.bind(py))
-        .and_then(|environ| {
-            let start_response = responder.getattr(pyo3::intern!(py, "start_response"))?;
-            app.callable.bind(py).call1((environ, start_response))
-        });
-    let iterable = match result {
-        Ok(iterable) => iterable,
-        Err(e) => return fail(py, &responder, &label, "the app raised", &e),
-    };
-    let sent = send_body(py, &responder, &iterable);
-    let closed = close(py, &iterable);
-    match (sent, closed) {
-        (Err(e), _) => fail(
-            py,
-            &responder,
-            &label,
-            "the app's response iterable raised",
-            &e,
-        ),
-        (Ok(Err(Disconnected)), _) => {
-            tracing::debug!(request = %label, "client went away mid-response; close() called");
-            Outcome::ClientGone
-        }
-        (Ok(Ok(())), Err(e)) => fail(py, &responder, &label, "the app's close() raised", &e),
-        (Ok(Ok(())), Ok(())) => finish(py, &responder, &label),
+    match AppCall::start(py, app, facts, job) {
+        Ok(mut call) => loop {
+            if let Progress::Done(outcome) = call.advance(py, false) {
+                return outcome;
+            }
+        },
+        Err(outcome) => outcome,
     }
 }
 
-/// Sends the iterable's body: a file by sendfile when possible, else each
-/// item as it is produced.
-fn send_body(
+/// One app call in progress: the app has been called; its body is sent by
+/// [`AppCall::advance`], all at once (pool threads) or a chunk at a time
+/// (inline on the I/O thread, which writes between chunks).
+pub struct AppCall {
+    responder: Py<Responder>,
+    iterable: Py<PyAny>,
+    /// The iterator, once iteration started.
+    iterator: Option<Py<PyIterator>>,
+    /// The body length of a list/tuple response.
+    known_length: Option<u64>,
+    label: String,
+}
+
+/// Where an [`AppCall`] stands after [`AppCall::advance`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// A chunk was sent; call `advance` again.
+    More,
+    /// The response is complete (or failed); `close()` has been called.
+    Done(Outcome),
+}
+
+impl AppCall {
+    /// Builds the environ and calls the app. `Err` if the app raised (the
+    /// 500 has been sent).
+    pub fn start(
+        py: Python<'_>,
+        app: &LoadedApp,
+        facts: WorkerFacts,
+        job: Job,
+    ) -> Result<AppCall, Outcome> {
+        let Job {
+            request,
+            body,
+            events,
+            label,
+        } = job;
+        let responder = match Bound::new(py, Responder::new(events)) {
+            Ok(r) => r,
+            Err(e) => {
+                log_app_error(py, &label, "could not create start_response", &e);
+                return Err(Outcome::AppError);
+            }
+        };
+        let result = environ::build(py, &request, body, &label, facts, app.file_wrapper.bind(py))
+            .and_then(|environ| {
+                let start_response = responder.getattr(pyo3::intern!(py, "start_response"))?;
+                app.callable.bind(py).call1((environ, start_response))
+            });
+        match result {
+            Ok(iterable) => Ok(AppCall {
+                responder: responder.unbind(),
+                iterable: iterable.unbind(),
+                iterator: None,
+                known_length: None,
+                label,
+            }),
+            Err(e) => Err(fail(py, &responder, &label, "the app raised", &e)),
+        }
+    }
+
+    /// Sends more of the body: everything, or (with `one_chunk`) up to the
+    /// next non-empty chunk.
+    pub fn advance(&mut self, py: Python<'_>, one_chunk: bool) -> Progress {
+        let responder = self.responder.bind(py).clone();
+        let iterable = self.iterable.bind(py).clone();
+        let sent = self.send_some(py, &responder, &iterable, one_chunk);
+        if let Ok(Ok(false)) = sent {
+            return Progress::More;
+        }
+        let closed = close(py, &iterable);
+        let label = &self.label;
+        Progress::Done(match (sent, closed) {
+            (Err(e), _) => fail(
+                py,
+                &responder,
+                label,
+                "the app's response iterable raised",
+                &e,
+            ),
+            (Ok(Err(Disconnected)), _) => {
+                tracing::debug!(request = %label, "client went away mid-response; close() called");
+                Outcome::ClientGone
+            }
+            (Ok(Ok(_)), Err(e)) => fail(py, &responder, label, "the app's close() raised", &e),
+            (Ok(Ok(_)), Ok(())) => finish(py, &responder, label),
+        })
+    }
+
+    /// The client went away: stop and call `close()`.
+    pub fn abandon(self, py: Python<'_>) {
+        if let Err(e) = close(py, self.iterable.bind(py)) {
+            log_app_error(py, &self.label, "the app's close() raised", &e);
+        }
+    }
+
+    /// Sends body pieces. `Ok(Ok(true))`: the body is exhausted;
+    /// `Ok(Ok(false))`: a chunk was sent and `one_chunk` asked to pause.
+    fn send_some(
+        &mut self,
+        py: Python<'_>,
+        responder: &Bound<'_, Responder>,
+        iterable: &Bound<'_, PyAny>,
+        one_chunk: bool,
+    ) -> PyResult<Result<bool, Disconnected>> {
+        if self.iterator.is_none() {
+            if let Some(sent) = send_file(py, responder, iterable)? {
+                return Ok(sent.map(|()| true));
+            }
+            self.known_length = sequence_length(iterable);
+            self.iterator = Some(iterable.try_iter()?.unbind());
+        }
+        // A list or tuple is already in memory: no point pausing in it.
+        let pause = one_chunk && self.known_length.is_none();
+        let iterator = self
+            .iterator
+            .as_ref()
+            .map(|i| i.bind(py).clone())
+            .expect("set above");
+        for item in iterator {
+            let data = chunk_bytes(&item?)?;
+            if data.is_empty() {
+                continue;
+            }
+            let mut r = responder.borrow_mut();
+            if !r.head_sent() {
+                if let Err(gone) = r.send_head(py, self.known_length)? {
+                    return Ok(Err(gone));
+                }
+            }
+            if let Err(gone) = r.send_body(py, data)? {
+                return Ok(Err(gone));
+            }
+            if pause {
+                return Ok(Ok(false));
+            }
+        }
+        Ok(Ok(true))
+    }
+}
+
+/// A `wsgi.file_wrapper` around a regular file goes out by sendfile:
+/// `Some` if it was sent that way.
+fn send_file(
     py: Python<'_>,
     responder: &Bound<'_, Responder>,
     iterable: &Bound<'_, PyAny>,
-) -> PyResult<Result<(), Disconnected>> {
-    if let Ok(wrapper) = iterable.cast::<FileWrapper>() {
-        if let Some(file) = wrapper.borrow().sendable(py) {
-            let mut r = responder.borrow_mut();
-            if r.started() {
-                if let Err(gone) = r.send_head(py, Some(file.len))? {
-                    return Ok(Err(gone));
-                }
-                return Ok(r.send(
-                    py,
-                    Event::File {
-                        file: file.file,
-                        offset: file.offset,
-                        len: file.len,
-                    },
-                ));
-            }
-        }
+) -> PyResult<Option<Result<(), Disconnected>>> {
+    let Ok(wrapper) = iterable.cast::<FileWrapper>() else {
+        return Ok(None);
+    };
+    let Some(file) = wrapper.borrow().sendable(py) else {
+        return Ok(None);
+    };
+    let mut r = responder.borrow_mut();
+    if !r.started() {
+        return Ok(None);
     }
-    let known_length = sequence_length(iterable);
-    for item in iterable.try_iter()? {
-        let item = item?;
-        let bytes = item.cast::<PyBytes>().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "the app's iterable yielded {}, not bytes",
-                item.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let data = to_bytes(bytes);
-        if data.is_empty() {
-            continue;
-        }
-        let mut r = responder.borrow_mut();
-        if !r.head_sent() {
-            if let Err(gone) = r.send_head(py, known_length)? {
-                return Ok(Err(gone));
-            }
-        }
-        if let Err(gone) = r.send_body(py, data)? {
-            return Ok(Err(gone));
-        }
+    if let Err(gone) = r.send_head(py, Some(file.len))? {
+        return Ok(Some(Err(gone)));
     }
-    Ok(Ok(()))
+    Ok(Some(r.send(
+        py,
+        Event::File {
+            file: file.file,
+            offset: file.offset,
+            len: file.len,
+        },
+    )))
+}
+
+/// An item of the app's iterable as bytes (a TypeError for anything else).
+fn chunk_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let bytes = item.cast::<PyBytes>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "the app's iterable yielded {}, not bytes",
+            item.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    Ok(to_bytes(bytes))
 }
 
 /// The body length of a list or tuple of bytes, known before sending.

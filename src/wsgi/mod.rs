@@ -7,6 +7,8 @@
 //!
 //! - `interpreter`: starting CPython, sys.path, loading the app.
 //! - `pool`: the fixed pool of Python threads behind a bounded queue.
+//! - `inline`: running the app on the I/O thread when there is one Python
+//!   thread.
 //! - `call`: one request: call the app, iterate its body, `close()` it.
 //! - `environ`: the environ dict from a request's CGI variables.
 //! - `input`: `wsgi.input`.
@@ -18,11 +20,13 @@ mod call;
 mod environ;
 mod errors;
 mod file_wrapper;
+mod inline;
 mod input;
 pub mod interpreter;
 pub mod pool;
 mod responder;
 
 pub use environ::WorkerFacts;
+pub use inline::InlineApp;
 pub use interpreter::{AppSpec, LoadedApp};
 pub use pool::ThreadPool;

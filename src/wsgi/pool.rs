@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use super::call;
 use super::environ::WorkerFacts;
 use super::interpreter::LoadedApp;
-use crate::exchange::{Dispatch, Job, PoolObserver};
+use crate::exchange::{Dispatch, Job, PoolObserver, ServiceTime};
 
 /// A pool of Python threads running the app.
 pub struct ThreadPool {
@@ -29,15 +29,17 @@ impl ThreadPool {
         queue_size: usize,
         facts: WorkerFacts,
         observer: Option<Arc<dyn PoolObserver>>,
+        service: Arc<ServiceTime>,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = crossbeam_channel::bounded(queue_size);
         for n in 0..threads {
             let jobs = jobs.clone();
             let app = app.clone();
             let observer = observer.clone();
+            let service = service.clone();
             std::thread::Builder::new()
                 .name(format!("rwsgi-py-{n}"))
-                .spawn(move || serve_jobs(n, jobs, &app, facts, observer.as_deref()))?;
+                .spawn(move || serve_jobs(n, jobs, &app, facts, observer.as_deref(), &service))?;
         }
         Ok(ThreadPool { queue, observer })
     }
@@ -66,6 +68,7 @@ fn serve_jobs(
     app: &LoadedApp,
     facts: WorkerFacts,
     observer: Option<&dyn PoolObserver>,
+    service: &ServiceTime,
 ) {
     Python::attach(|py| loop {
         let Ok(job) = py.detach(|| jobs.recv()) else {
@@ -75,7 +78,9 @@ fn serve_jobs(
             o.queue_depth(jobs.len());
             o.job_started(thread);
         }
+        let began = std::time::Instant::now();
         let outcome = call::run(py, app, facts, job);
+        service.record(began.elapsed());
         if let Some(o) = observer {
             o.job_finished(thread, outcome == call::Outcome::AppError);
         }

@@ -3,13 +3,11 @@
 //! never a split or malformed response), honours `exc_info`, and sends the
 //! head lazily, with the first non-empty body piece.
 
+use crate::exchange::{Event, EventSink};
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use tokio::sync::mpsc;
-
-use crate::exchange::Event;
 
 /// The client is gone: the app's output has nowhere to go.
 #[derive(Debug)]
@@ -26,14 +24,14 @@ pub struct Responder {
     /// Whether the head has gone to the connection (no more changes).
     head_sent: bool,
     /// The connection's end of the response.
-    events: mpsc::Sender<Event>,
+    events: EventSink,
     /// Set once a send failed: the client disconnected.
     gone: bool,
 }
 
 impl Responder {
     /// A responder that sends to `events`.
-    pub fn new(events: mpsc::Sender<Event>) -> Self {
+    pub fn new(events: EventSink) -> Self {
         Responder {
             status: None,
             headers: Vec::new(),
@@ -64,10 +62,16 @@ impl Responder {
         if self.gone {
             return Err(Disconnected);
         }
-        let events = &self.events;
-        if py.detach(|| events.blocking_send(event)).is_err() {
-            self.gone = true;
-            return Err(Disconnected);
+        match &self.events {
+            EventSink::Channel(events) => {
+                if py.detach(|| events.blocking_send(event)).is_err() {
+                    self.gone = true;
+                    return Err(Disconnected);
+                }
+            }
+            EventSink::Buffer(buffer) => {
+                buffer.lock().unwrap_or_else(|e| e.into_inner()).push(event)
+            }
         }
         Ok(())
     }
