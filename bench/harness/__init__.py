@@ -1,0 +1,1 @@
+"""The benchmark harness behind bench.py: scenarios, servers, runs, reports."""

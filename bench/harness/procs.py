@@ -1,0 +1,195 @@
+"""Processes: start a server in its own process group, wait for its socket,
+stop it by its own pid/group, and measure a process tree from /proc.
+
+Measurements are read from /proc only (Linux): the tree under a root pid is
+found through each process's parent pid; CPU time is utime + stime (plus the
+cutime + cstime of reaped children, so a worker that exits mid-run is still
+counted) in clock ticks; memory is the sum of VmRSS over the tree.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def read_stat(pid):
+    """(ppid, comm, cpu ticks, own cpu ticks) of one process, or None if it
+    is gone. `cpu ticks` adds the reaped children's time; `own` does not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("latin-1")
+    except OSError:
+        return None
+    # comm is in parentheses and may itself contain spaces or parentheses.
+    comm = data[data.index("(") + 1 : data.rindex(")")]
+    fields = data[data.rindex(")") + 2 :].split()
+    # After comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    own = int(fields[11]) + int(fields[12])
+    return int(fields[1]), comm, own + int(fields[13]) + int(fields[14]), own
+
+
+def all_stats():
+    """{pid: (ppid, comm, ticks, own ticks)} for every process on the machine."""
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = read_stat(int(name))
+            if st is not None:
+                stats[int(name)] = st
+    return stats
+
+
+def tree_pids(root, stats=None):
+    """The pids of `root` and all its descendants."""
+    stats = stats if stats is not None else all_stats()
+    children = {}
+    for pid, (ppid, *_) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_ticks(root, stats):
+    """CPU ticks used so far by the tree under `root`."""
+    return sum(stats[pid][2] for pid in tree_pids(root, stats))
+
+
+def machine_busy_ticks():
+    """Ticks all CPUs spent in user, nice and system time since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[1]) + int(fields[2]) + int(fields[3])
+
+
+def own_and_children_ticks():
+    """Ticks this process and its reaped children (wrk) have used."""
+    t = os.times()
+    return (t.user + t.system + t.children_user + t.children_system) * CLK_TCK
+
+
+def rss_kib(pids):
+    """Sum of VmRSS (KiB) over `pids`; processes that are gone count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+class RssSampler:
+    """Samples the RSS of a process tree every `interval` s, keeping the peak.
+    The tree is re-walked every tenth sample (walking reads all of /proc)."""
+
+    def __init__(self, root, interval=0.1):
+        self.root = root
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        pids, n = [], 0
+        while not self._stop.is_set():
+            if n % 10 == 0:
+                pids = tree_pids(self.root)
+            n += 1
+            self.peak_kib = max(self.peak_kib, rss_kib(pids))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def start(argv, log_path, env=None, cwd=None):
+    """Starts `argv` as the leader of a new process group, output to a log."""
+    log = open(log_path, "ab")
+    log.write(f"$ {' '.join(argv)}\n".encode())
+    log.flush()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    proc.log_file = log
+    return proc
+
+
+def stop(proc, sig=signal.SIGTERM, grace=10.0):
+    """Stops a process started by `start`: `sig` to its own process group,
+    then SIGKILL to that group after `grace` seconds."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # Workers may outlive their leader; the group is ours alone.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    proc.log_file.close()
+
+
+def connectable(addr):
+    """Whether something accepts connections on host:port or a Unix path."""
+    if isinstance(addr, tuple):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    try:
+        sock.connect(addr)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def wait_listening(proc, addr, timeout=30.0):
+    """Waits until `addr` accepts connections; raises if `proc` died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with status {proc.returncode} before listening")
+        if connectable(addr):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"not listening on {addr} after {timeout:.0f} s")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
