@@ -108,3 +108,10 @@ say "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 say "cargo test"
 cargo test --all-targets
+# Each codec's fuzz target, from the checked-in seeds, for a bounded time
+# (RWSGI_FUZZ_SECONDS, default 60 each; 0 skips them, for quick local runs).
+fuzz_seconds=${RWSGI_FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" != 0 ]; then
+    say "fuzzing each codec for ${fuzz_seconds} s"
+    bash scripts/fuzz.sh "$fuzz_seconds"
+fi

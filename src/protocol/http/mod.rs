@@ -96,7 +96,7 @@ impl HttpCodec {
             let crlf = lf > start && buf.get(lf - 1) == Some(&b'\r');
             // The same limits, in the same order, as while the line was
             // arriving: the verdict must not depend on how it was split.
-            self.check_line(buf.get(start).copied(), lf - start - usize::from(crlf), end)?;
+            self.check_line(buf, start, lf - start - usize::from(crlf), end)?;
             if !crlf {
                 return Err(ProtocolError::bad("bare LF in request head"));
             }
@@ -138,33 +138,54 @@ impl HttpCodec {
     /// Limits on the line still waiting for its CRLF, so an endless line is
     /// refused as soon as it is too long rather than when it ends.
     fn check_partial(&self, buf: &[u8]) -> Result<(), ProtocolError> {
-        let partial = buf.get(self.scan.line_start..).unwrap_or_default();
+        let start = self.scan.line_start;
+        let partial = buf.get(start..).unwrap_or_default();
         let len = partial.len() - usize::from(partial.last() == Some(&b'\r'));
-        self.check_line(partial.first().copied(), len, buf.len())
+        self.check_line(buf, start, len, buf.len())
     }
 
-    /// The head limits for a line starting with `first`, `len` bytes long
-    /// without its line ending, with the head `upto` bytes long so far:
-    /// line length (414 / 431), then field count, then head size (431).
-    /// Used alike for a line still arriving and a complete one.
-    fn check_line(&self, first: Option<u8>, len: usize, upto: usize) -> Result<(), ProtocolError> {
-        if self.scan.request_line.is_none() {
-            if len > self.limits.request_line {
-                return Err(uri_too_long(&self.limits));
+    /// The head limits for the line starting at `start`, `len` bytes long
+    /// without its line ending, with the head `upto` bytes long so far.
+    ///
+    /// When several limits are broken, the one a byte-by-byte reader would
+    /// have hit first wins (ties: line length, then field count, then head
+    /// size), so the verdict is the same however the head was split into
+    /// reads, and the same for a line still arriving and a complete one.
+    fn check_line(
+        &self,
+        buf: &[u8],
+        start: usize,
+        len: usize,
+        upto: usize,
+    ) -> Result<(), ProtocolError> {
+        let mut first: Option<(usize, ProtocolError)> = None;
+        let mut consider = |at: usize, err: fn(&Limits) -> ProtocolError| {
+            if first.as_ref().is_none_or(|(earliest, _)| at < *earliest) {
+                first = Some((at, err(&self.limits)));
             }
-        } else {
-            if len + 2 > self.limits.header_field {
-                return Err(field_too_long(&self.limits));
-            }
-            let another_field = first.is_some_and(|b| b != b'\r' && b != b'\n');
-            if another_field && self.scan.fields.len() >= self.limits.header_count {
-                return Err(too_many_fields(&self.limits));
-            }
+        };
+        let (limit, too_long): (usize, fn(&Limits) -> ProtocolError) = match self.scan.request_line
+        {
+            None => (self.limits.request_line, uri_too_long),
+            Some(_) => (self.limits.header_field.saturating_sub(2), field_too_long),
+        };
+        if len > limit {
+            // A CR is not counted while it may still be the line's end.
+            let cr = usize::from(buf.get(start + limit) == Some(&b'\r'));
+            consider(start + limit + 1 + cr, too_long);
+        }
+        let another_field = self.scan.request_line.is_some()
+            && buf.get(start).is_some_and(|&b| b != b'\r' && b != b'\n');
+        if another_field && self.scan.fields.len() >= self.limits.header_count {
+            consider(start + 1, too_many_fields);
         }
         if upto > self.limits.head_size {
-            return Err(head_too_large(&self.limits));
+            consider(self.limits.head_size + 1, head_too_large);
         }
-        Ok(())
+        match first {
+            Some((_, err)) => Err(err),
+            None => Ok(()),
+        }
     }
 }
 
