@@ -51,7 +51,7 @@ const BUILT_IN: &str = "Python and the HTTP, uwsgi and SCGI protocols are built 
 const LOGS_SOON: &str = "not in rwsgi's logging yet (it has --logto FILE, --log-format text|json, --log-4xx, --log-5xx, --disable-logging)";
 const LOG_FORMAT: &str = "rwsgi's access log has one layout, as text or JSON lines (--log-format text|json); uWSGI's %(var) formats are not supported";
 const REOPEN: &str = "send SIGUSR1 to reopen --logto (from logrotate's postrotate)";
-const STATIC_SOON: &str = "rwsgi's static file serving is being added; until then serve static files from nginx (location /static { alias ...; })";
+const STATIC_OTHER: &str = "rwsgi serves --static-map and --static-safe only (no index files, expiry headers or gzip, and a missing file is a 404); for more, serve static files from nginx (location /static/ { alias ...; })";
 const STATS_SOON: &str =
     "not in rwsgi's stats yet (--stats ADDR serves uWSGI-style stats JSON, --metrics ADDR Prometheus metrics)";
 const SANDBOX: &str = "use systemd's sandboxing (see deploy/systemd/) or the container runtime";
@@ -227,15 +227,15 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("enable-metrics", NotNeeded("rwsgi always keeps its metrics; serve them with --metrics ADDR (Prometheus)")),
     ("carbon", Unsupported("scrape rwsgi's Prometheus metrics (--metrics ADDR) instead")),
     // Static files.
-    ("static-map", Pending("static-map", STATIC_SOON)),
-    ("static-map2", Pending("static-map2", STATIC_SOON)),
-    ("check-static", Pending("check-static", STATIC_SOON)),
-    ("static-index", Pending("static-index", STATIC_SOON)),
-    ("static-expires", Pending("static-expires", STATIC_SOON)),
-    ("static-expires-uri", Pending("static-expires-uri", STATIC_SOON)),
-    ("static-gzip-all", Pending("static-gzip-all", STATIC_SOON)),
-    ("static-skip-ext", Pending("static-skip-ext", STATIC_SOON)),
-    ("static-safe", Pending("static-safe", STATIC_SOON)),
+    ("static-map", Pending("static-map", STATIC_OTHER)),
+    ("static-safe", Pending("static-safe", STATIC_OTHER)),
+    ("static-map2", Unsupported(STATIC_OTHER)),
+    ("check-static", Unsupported(STATIC_OTHER)),
+    ("static-index", Unsupported(STATIC_OTHER)),
+    ("static-expires", Unsupported(STATIC_OTHER)),
+    ("static-expires-uri", Unsupported(STATIC_OTHER)),
+    ("static-gzip-all", Unsupported(STATIC_OTHER)),
+    ("static-skip-ext", Unsupported(STATIC_OTHER)),
     // Everything else uWSGI does.
     ("cache", Unsupported("use Redis, Memcached or your framework's cache")),
     ("cache2", Unsupported("use Redis, Memcached or your framework's cache")),
@@ -265,7 +265,7 @@ const FAMILIES: &[(&str, Rule)] = &[
     ("exec-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
     ("call-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
     ("cache-", Unsupported("use Redis, Memcached or your framework's cache")),
-    ("static-", Pending("", STATIC_SOON)),
+    ("static-", Unsupported(STATIC_OTHER)),
     ("stats-", Pending("", STATS_SOON)),
     ("metric", Pending("", STATS_SOON)),
     ("log-", Pending("", LOGS_SOON)),
