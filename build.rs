@@ -10,7 +10,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
     if let Some(python) = config.executable() {
-        println!("cargo:rustc-env=RWSGI_BUILD_PYTHON={python}");
+        println!("cargo:rustc-env=BUILD_PYTHON_EXECUTABLE={python}");
     }
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -391,3 +391,53 @@ fn http_sent_to_the_uwsgi_socket_then_a_real_request_succeeds() {
     assert!(s.wait_log("HTTP request on a uwsgi socket", 5));
     assert_eq!(s.get(Proto::Uwsgi, "/write").status, 200);
 }
+
+#[test]
+fn every_http_head_limit_is_configurable() {
+    let s = server(&[
+        "--limit-request-line",
+        "64",
+        "--limit-request-fields",
+        "3",
+        "--limit-request-field-size",
+        "40",
+        "--limit-request-head",
+        "200",
+    ]);
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70));
+    rejected(
+        &s,
+        long_line.as_bytes(),
+        414,
+        "request line longer than 64 bytes -> 414",
+    );
+    rejected(
+        &s,
+        b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+        431,
+        "more than 3 header fields -> 431",
+    );
+    let long_field = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+        "b".repeat(40)
+    );
+    rejected(
+        &s,
+        long_field.as_bytes(),
+        431,
+        "header field line longer than 40 bytes -> 431",
+    );
+    let s = server(&["--limit-request-head", "200"]);
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nA: {}\r\nB: {}\r\nC: {}\r\n\r\n",
+        "c".repeat(60),
+        "d".repeat(60),
+        "e".repeat(60)
+    );
+    rejected(
+        &s,
+        big_head.as_bytes(),
+        431,
+        "request head larger than 200 bytes -> 431",
+    );
+}

@@ -102,6 +102,34 @@ pub struct Cli {
     )]
     pub buffer_size: usize,
 
+    /// Longest HTTP request line in bytes (414 past it; gunicorn's name).
+    #[arg(
+        long = "limit-request-line",
+        default_value_t = 8190,
+        value_name = "BYTES"
+    )]
+    pub limit_request_line: usize,
+
+    /// Most HTTP header fields in one request (431 past it).
+    #[arg(long = "limit-request-fields", default_value_t = 100, value_name = "N")]
+    pub limit_request_fields: usize,
+
+    /// Longest HTTP header field line in bytes, name and value (431 past it).
+    #[arg(
+        long = "limit-request-field-size",
+        default_value_t = 8190,
+        value_name = "BYTES"
+    )]
+    pub limit_request_field_size: usize,
+
+    /// Largest whole HTTP request head in bytes (431 past it).
+    #[arg(
+        long = "limit-request-head",
+        default_value_t = 65536,
+        value_name = "BYTES"
+    )]
+    pub limit_request_head: usize,
+
     /// Largest request body in bytes, 0 for no limit (413 past it).
     #[arg(long = "limit-post", default_value_t = 0, value_name = "BYTES")]
     pub limit_post: u64,
@@ -330,9 +358,12 @@ impl Cli {
     /// The codec limits the options set.
     pub fn limits(&self) -> Limits {
         Limits {
+            request_line: self.limit_request_line,
+            header_count: self.limit_request_fields,
+            header_field: self.limit_request_field_size,
+            head_size: self.limit_request_head,
             vars_block: self.buffer_size,
             body: self.limit_post,
-            ..Limits::default()
         }
     }
 

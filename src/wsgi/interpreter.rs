@@ -55,13 +55,11 @@ pub struct LoadedApp {
 /// CPython finds its standard library from its program name; embedded, the
 /// default name is `python3`, looked up on PATH, which may be another
 /// Python than the libpython rwsgi links. So the program name is the
-/// interpreter rwsgi was built against (`RWSGI_PYTHON` overrides it), when
-/// that file exists; `sys.executable` then names a real Python too, for
+/// interpreter rwsgi was built against, when that file exists; `sys.executable` then names a real Python too, for
 /// apps that start subprocesses with it.
 pub fn start() {
-    let python = std::env::var_os("RWSGI_PYTHON")
+    let python = option_env!("BUILD_PYTHON_EXECUTABLE")
         .map(PathBuf::from)
-        .or_else(|| option_env!("RWSGI_BUILD_PYTHON").map(PathBuf::from))
         .filter(|p| p.exists());
     match python {
         Some(python) => initialize_as(&python),
