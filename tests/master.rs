@@ -669,3 +669,20 @@ fn the_embedded_python_is_the_one_rwsgi_was_built_against_whatever_is_on_path() 
         "{reply} vs {prefix}"
     );
 }
+
+#[test]
+fn chown_socket_and_listen_backlog_apply_to_the_sockets() {
+    let dir = app_dir("chown", "1");
+    let server = start(&dir, &["--chown-socket", "65534:65534", "--listen", "77"]);
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&server.uwsgi).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    // The backlog of a listening TCP socket shows as its send queue in ss.
+    let port = server.http.rsplit(':').next().unwrap().to_string();
+    let out = std::process::Command::new("ss")
+        .args(["-ltn", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" 77 "), "backlog not 77:\n{text}");
+}

@@ -55,8 +55,9 @@ pub struct LoadedApp {
 /// CPython finds its standard library from its program name; embedded, the
 /// default name is `python3`, looked up on PATH, which may be another
 /// Python than the libpython rwsgi links. So the program name is the
-/// interpreter rwsgi was built against, when that file exists; `sys.executable` then names a real Python too, for
-/// apps that start subprocesses with it.
+/// interpreter rwsgi was built against, when that file exists;
+/// `sys.executable` then names a real Python too, for apps that start
+/// subprocesses with it.
 pub fn start() {
     let python = option_env!("BUILD_PYTHON_EXECUTABLE")
         .map(PathBuf::from)
