@@ -8,6 +8,7 @@
 //! - `listener`: socket addresses, binding, the accept loop.
 //! - `connection`: one connection's request/response loop.
 //! - `body`: request bodies (pre-buffered or streamed).
+//! - `handoff`: the request to the app (pool or inline), the response back.
 //! - `respond`: response framing and writing.
 //! - `static_files`: `--static-map`, files served without the app.
 //! - `stream`: the socket trait shared by TCP and Unix streams, sendfile.
@@ -18,6 +19,7 @@ pub mod access_log;
 mod body;
 mod connection;
 mod date;
+mod handoff;
 pub mod listener;
 mod respond;
 mod static_files;

@@ -2,28 +2,32 @@
 //! reloads and stops. Single-threaded by design (see the module doc of
 //! `master`): signals are blocked and taken with `sigtimedwait`, which also
 //! paces the loop.
+//!
+//! - `signals`: the signals the master takes, `waitpid` statuses, sd_notify.
+//! - `reexec`: the reload that re-executes the master (app imported in it).
+//! - `stats_view`: `--stats` / `--metrics`, read from the scoreboard.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::scoreboard::{Recycle, Scoreboard};
-use super::sockets::{self, Sockets};
-use super::worker::{self, WorkerSetup};
-use super::{exit_code, privileges, title, SCOREBOARD};
-use crate::config::Cli;
-use crate::server::listener::{BoundSocket, ListenSpec};
-use crate::stats::{self, Endpoint, EndpointKind, Snapshot, Totals};
-use crate::wsgi::{interpreter, LoadedApp};
+mod reexec;
+mod signals;
+mod stats_view;
 
-/// Environment variables that carry state across a reload's re-exec.
-const REEXEC_FDS: &str = "RWSGI_REEXEC_FDS";
-const REEXEC_WORKERS: &str = "RWSGI_REEXEC_WORKERS";
-const REEXEC_CREATED: &str = "RWSGI_REEXEC_CREATED";
+use reexec::{adopt_after_reexec, REEXEC_FDS, START_DIR};
+use signals::{block_signals, describe_status, sd_notify, signal, unblock_signals, wait_signal};
+use stats_view::{open_endpoints, slot_totals};
+
+use crate::config::Cli;
+use crate::master::scoreboard::{Recycle, Scoreboard};
+use crate::master::sockets::{self, Sockets};
+use crate::master::worker::{self, WorkerSetup};
+use crate::master::{exit_code, privileges, title, SCOREBOARD};
+use crate::stats::{Endpoint, Totals};
+use crate::wsgi::{interpreter, LoadedApp};
 
 /// How often the loop runs when no signal arrives.
 const TICK: Duration = Duration::from_millis(100);
@@ -160,38 +164,6 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
     })
 }
 
-/// Binds `--stats` and `--metrics`.
-fn open_endpoints(cli: &Cli) -> Result<Vec<Endpoint>, String> {
-    let mut endpoints = Vec::new();
-    if let Some(addr) = &cli.stats {
-        let kind = if cli.stats_http {
-            EndpointKind::HttpStats
-        } else {
-            EndpointKind::RawStats
-        };
-        endpoints.push(
-            Endpoint::bind(addr, kind).map_err(|e| format!("cannot bind --stats {addr}: {e}"))?,
-        );
-    }
-    if let Some(addr) = &cli.metrics {
-        endpoints.push(
-            Endpoint::bind(addr, EndpointKind::Metrics)
-                .map_err(|e| format!("cannot bind --metrics {addr}: {e}"))?,
-        );
-    }
-    for e in &endpoints {
-        tracing::info!(
-            "{} on {}",
-            match e.kind {
-                EndpointKind::Metrics => "metrics",
-                _ => "stats",
-            },
-            e.addr
-        );
-    }
-    Ok(endpoints)
-}
-
 fn log_banner(cli: &Cli, app: &str, sockets: &Sockets, reloaded: bool) {
     tracing::info!(
         "rwsgi {} {} master pid {}: {} with {} worker(s) x {} Python thread(s){}",
@@ -234,80 +206,6 @@ impl Supervisor<'_> {
             }
             self.enforce_deadlines();
             self.serve_stats();
-        }
-    }
-
-    /// Answers stats and metrics clients waiting on their sockets.
-    fn serve_stats(&self) {
-        if self.endpoints.is_empty() {
-            return;
-        }
-        let mut snapshot: Option<Snapshot> = None;
-        let mut render = |kind: EndpointKind| {
-            let s = snapshot.get_or_insert_with(|| self.snapshot());
-            match kind {
-                EndpointKind::Metrics => stats::prometheus(s),
-                _ => stats::uwsgi_json(s),
-            }
-        };
-        for endpoint in &self.endpoints {
-            endpoint.poll(&mut render);
-        }
-    }
-
-    /// Reads the scoreboard into a [`Snapshot`].
-    fn snapshot(&self) -> Snapshot {
-        let board = self.board();
-        let mut totals = self.retired.clone();
-        let mut workers = Vec::new();
-        for p in &self.procs {
-            let Some(index) = p.slot else { continue };
-            let slot = board.slot(index);
-            totals.add(&slot_totals(slot));
-            let (rss, vsz) = memory_of(p.pid);
-            let cores = (0..(self.cli.threads as usize).min(super::scoreboard::CORES))
-                .map(|i| stats::CoreStat {
-                    id: i as u32,
-                    requests: slot.core_requests[i].load(Ordering::Relaxed),
-                    in_request: slot.core_busy[i].load(Ordering::Relaxed) == 1,
-                })
-                .collect();
-            workers.push(stats::WorkerStat {
-                id: p.id,
-                pid: p.pid as u32,
-                requests: slot.requests.load(Ordering::Relaxed),
-                exceptions: slot.exceptions.load(Ordering::Relaxed),
-                busy: slot.busy.load(Ordering::Relaxed),
-                queued: slot.queued.load(Ordering::Relaxed),
-                tx: slot.tx.load(Ordering::Relaxed),
-                running_time: slot.busy_micros.load(Ordering::Relaxed),
-                rss,
-                vsz,
-                respawn_count: self.respawns.get(&p.id).copied().unwrap_or(0),
-                harakiri_count: self.harakiris.get(&p.id).copied().unwrap_or(0),
-                last_spawn: slot.last_spawn.load(Ordering::Relaxed),
-                cores,
-            });
-        }
-        workers.sort_by_key(|w| (w.id, w.pid));
-        Snapshot {
-            pid: std::process::id(),
-            // SAFETY: getuid/getgid cannot fail.
-            uid: unsafe { libc::getuid() },
-            gid: unsafe { libc::getgid() },
-            cwd: std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            threads: self.cli.threads,
-            sockets: self
-                .sockets
-                .listeners
-                .iter()
-                .map(|(spec, socket)| socket_stat(spec, socket, self.cli.listen))
-                .collect(),
-            workers,
-            totals,
-            worker_restarts: self.respawns.values().sum(),
         }
     }
 
@@ -599,43 +497,6 @@ impl Supervisor<'_> {
         self.notified_ready = false;
     }
 
-    /// Replaces the master's image with a fresh one (same pid), handing
-    /// over the sockets and the running workers. Returns only on failure.
-    fn reexec(&mut self) {
-        let mut fds = String::new();
-        for (spec, socket) in &self.sockets.listeners {
-            let fd = match socket {
-                BoundSocket::Tcp(l) => l.as_raw_fd(),
-                BoundSocket::Unix(l, _) => l.as_raw_fd(),
-            };
-            // SAFETY: clearing FD_CLOEXEC on our own listening fd.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-            fds.push_str(&format!("{fd}|{}|{}\n", spec.protocol.name(), spec.addr));
-        }
-        let workers: Vec<String> = self
-            .procs
-            .iter()
-            .map(|p| format!("{}:{}", p.pid, p.id))
-            .collect();
-        let created: Vec<String> = self
-            .sockets
-            .created_files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        std::env::set_var(REEXEC_FDS, fds);
-        std::env::set_var(REEXEC_WORKERS, workers.join(","));
-        std::env::set_var(REEXEC_CREATED, created.join("\n"));
-        let err = exec_self(&self.argv);
-        tracing::error!(
-            source = "rwsgi",
-            "reload: cannot re-execute the master ({err}); new workers get the already loaded app"
-        );
-        for var in [REEXEC_FDS, REEXEC_WORKERS, REEXEC_CREATED] {
-            std::env::remove_var(var);
-        }
-    }
-
     fn stop(&mut self, graceful: bool, why: &str) {
         let grace = if graceful {
             Duration::from_secs(self.cli.shutdown_timeout)
@@ -717,228 +578,6 @@ impl Supervisor<'_> {
     }
 }
 
-/// Listeners and workers handed over by the previous master image.
-fn adopt_after_reexec(fds: &str) -> Result<(Sockets, Vec<Proc>), String> {
-    let mut listeners: Vec<(ListenSpec, BoundSocket)> = Vec::new();
-    for line in fds.lines().filter(|l| !l.is_empty()) {
-        let mut parts = line.splitn(3, '|');
-        let (Some(fd), Some(proto)) = (parts.next(), parts.next()) else {
-            return Err(format!("bad {REEXEC_FDS} entry {line:?}"));
-        };
-        let fd: i32 = fd.parse().map_err(|_| format!("bad fd in {line:?}"))?;
-        listeners.push(sockets::adopt_named(fd, proto)?);
-    }
-    let workers = std::env::var(REEXEC_WORKERS).unwrap_or_default();
-    let adopted = workers
-        .split(',')
-        .filter_map(|w| {
-            let (pid, id) = w.split_once(':')?;
-            Some(Proc {
-                pid: pid.parse().ok()?,
-                id: id.parse().ok()?,
-                slot: None,
-                generation: 0,
-                started: Instant::now(),
-                retiring: None,
-            })
-        })
-        .collect();
-    let created_files = std::env::var(REEXEC_CREATED)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    for var in [REEXEC_FDS, REEXEC_WORKERS, REEXEC_CREATED] {
-        std::env::remove_var(var);
-    }
-    Ok((
-        Sockets {
-            listeners,
-            created_files,
-        },
-        adopted,
-    ))
-}
-
-/// Re-executes this binary with `argv`, in the directory rwsgi was started
-/// in (the app's `--chdir` must not change what relative paths mean).
-fn exec_self(argv: &[OsString]) -> std::io::Error {
-    use std::os::unix::process::CommandExt;
-    let Some((_, args)) = argv.split_first() else {
-        return std::io::Error::other("no argv saved");
-    };
-    let mut command = std::process::Command::new("/proc/self/exe");
-    command.arg0("rwsgi").args(args);
-    if let Some(dir) = START_DIR.get() {
-        command.current_dir(dir);
-    }
-    command.exec()
-}
-
-/// The working directory rwsgi was started in.
-static START_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// The signals the master takes synchronously.
-fn master_signals() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [
-            libc::SIGCHLD,
-            libc::SIGHUP,
-            libc::SIGTERM,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-        ] {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
-}
-
-fn block_signals() {
-    let set = master_signals();
-    // SAFETY: blocking signals in a single-threaded process.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-fn unblock_signals() {
-    // SAFETY: an empty mask; the worker installs its own handlers.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
-}
-
-/// Waits up to `timeout` for one of the master's signals.
-fn wait_signal(timeout: Duration) -> Option<i32> {
-    let set = master_signals();
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: valid set and timespec; the info pointer may be null.
-    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
-}
-
-fn signal(pid: libc::pid_t, sig: i32) {
-    // SAFETY: signalling one of our own children by pid.
-    unsafe { libc::kill(pid, sig) };
-}
-
-/// "exited with code N" / "was killed by signal SIGKILL".
-fn describe_status(status: i32) -> String {
-    if libc::WIFEXITED(status) {
-        format!("exited with code {}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
-        let name = match sig {
-            libc::SIGKILL => "SIGKILL (out of memory, or killed)".to_string(),
-            libc::SIGSEGV => "SIGSEGV (a crash in native code)".to_string(),
-            libc::SIGABRT => "SIGABRT".to_string(),
-            libc::SIGBUS => "SIGBUS".to_string(),
-            libc::SIGTERM => "SIGTERM".to_string(),
-            other => format!("signal {other}"),
-        };
-        format!("was killed by {name}")
-    } else {
-        format!("ended with status {status}")
-    }
-}
-
-/// Tells systemd about state changes when it asked (`NOTIFY_SOCKET`).
-fn sd_notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let socket = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let bytes = path.as_encoded_bytes();
-    let result = if bytes.first() == Some(&b'@') {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(&bytes[1..])
-            .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr))
-    } else {
-        socket.send_to(state.as_bytes(), PathBuf::from(path))
-    };
-    if let Err(e) = result {
-        tracing::debug!("sd_notify {state}: {e}");
-    }
-}
-
-/// A slot's counters as [`Totals`].
-fn slot_totals(slot: &super::scoreboard::Slot) -> Totals {
-    let mut by_status = [[0u64; 5]; 3];
-    for (row, counters) in by_status.iter_mut().zip(slot.by_status.iter()) {
-        for (c, a) in row.iter_mut().zip(counters.iter()) {
-            *c = a.load(Ordering::Relaxed);
-        }
-    }
-    Totals {
-        by_status,
-        latency: slot
-            .latency
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect(),
-        latency_sum_micros: slot.busy_micros.load(Ordering::Relaxed),
-        exceptions: slot.exceptions.load(Ordering::Relaxed),
-        tx: slot.tx.load(Ordering::Relaxed),
-    }
-}
-
-/// Resident and virtual memory of `pid`, in bytes, from /proc.
-fn memory_of(pid: libc::pid_t) -> (u64, u64) {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
-    let mut fields = statm
-        .split_whitespace()
-        .map(|f| f.parse::<u64>().unwrap_or(0));
-    let (vsz, rss) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0));
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    (rss * page, vsz * page)
-}
-
-/// A listener's stats entry; the queue comes from TCP_INFO on Linux (for a
-/// listening socket, `tcpi_unacked` is the accept queue's length).
-fn socket_stat(spec: &ListenSpec, socket: &BoundSocket, backlog: i32) -> stats::SocketStat {
-    let queue = match socket {
-        BoundSocket::Tcp(l) => {
-            // SAFETY: tcp_info is plain data; getsockopt writes at most len.
-            let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-            let rc = unsafe {
-                libc::getsockopt(
-                    l.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_INFO,
-                    (&mut info as *mut libc::tcp_info).cast(),
-                    &mut len,
-                )
-            };
-            if rc == 0 {
-                info.tcpi_unacked
-            } else {
-                0
-            }
-        }
-        BoundSocket::Unix(..) => 0,
-    };
-    stats::SocketStat {
-        name: spec.to_string(),
-        proto: spec.protocol.name().to_string(),
-        queue,
-        max_queue: backlog.max(0) as u32,
-    }
 }

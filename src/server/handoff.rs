@@ -1,0 +1,250 @@
+//! The hand-off of a request to the app and of its response back to the
+//! socket: to the Python thread pool (events over a bounded channel, while
+//! the rest of the body is fed to `wsgi.input`), or inline on this thread a
+//! step at a time; plus the 503 for a full queue and the 504 of harakiri.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+
+use super::body::{BodyError, BodyFeed};
+use super::respond::{Next, ResponseWriter};
+use super::stream::{write_within, Stream};
+use super::{ListenerContext, Peer};
+use crate::exchange::{Event, EventSink, InlineRunner, Job};
+use crate::protocol::response::{reason, simple_response};
+
+/// Response events buffered between the app's thread and the socket.
+const EVENT_QUEUE: usize = 16;
+/// Most unread body bytes discarded after a response to keep a connection.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// Hands `job` to the Python thread pool and moves its response to the
+/// socket. `None` when the pool was full (a 503 was sent).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn dispatch<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    mut job: Job,
+    feed: Option<BodyFeed>,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &str,
+    started: Instant,
+    ctx: &ListenerContext,
+) -> Option<Pumped> {
+    let shared = &ctx.shared;
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    job.events = EventSink::Channel(events_tx);
+    if let Err(job) = shared.dispatcher.dispatch(job) {
+        drop(job);
+        overloaded(stream, ctx, peer, label).await;
+        return None;
+    }
+    let deadline = shared.harakiri.map(|limit| started + limit);
+    Some(pump(stream, buf, events, feed, writer, peer, label, deadline).await)
+}
+
+/// Every Python thread is busy and the queue is full: a quick 503.
+pub(super) async fn overloaded<S: Stream>(
+    stream: &mut S,
+    ctx: &ListenerContext,
+    peer: &Peer,
+    label: &str,
+) {
+    tracing::warn!(
+        peer = %peer,
+        request = %label,
+        "server overloaded: every Python thread is busy and the queue is full -> 503"
+    );
+    let retry = ctx.shared.retry_after.to_string();
+    let response = simple_response(
+        ctx.protocol,
+        503,
+        reason(503),
+        "server overloaded, retry later\n",
+        &[("Retry-After", &retry)],
+    );
+    let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
+}
+
+/// Runs the app on this thread a step at a time, writing each step's
+/// output before the next (so chunks stream and a gone client is noticed).
+pub(super) async fn run_inline<S: Stream>(
+    stream: &mut S,
+    runner: &Arc<dyn InlineRunner>,
+    job: Job,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &str,
+) -> Pumped {
+    let EventSink::Buffer(buffer) = job.events.clone() else {
+        unreachable!("inline jobs carry a buffer sink");
+    };
+    let mut call = runner.start(job);
+    loop {
+        let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        for event in events {
+            match writer.apply(stream, event).await {
+                Ok(Next::More) => {}
+                Ok(Next::Done) => return Pumped::Complete,
+                Ok(Next::Abort) => return Pumped::Broken,
+                Err(e) => {
+                    tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                    if let Some(call) = call.take() {
+                        call.abandon();
+                    }
+                    return Pumped::Broken;
+                }
+            }
+        }
+        if let Err(e) = writer.flush(stream).await {
+            tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+            if let Some(call) = call.take() {
+                call.abandon();
+            }
+            return Pumped::Broken;
+        }
+        match call.as_mut() {
+            Some(c) => {
+                if c.step() {
+                    call = None;
+                }
+            }
+            None => {
+                tracing::error!(source = "rwsgi", request = %label, "internal error: the app's response ended without End");
+                return Pumped::Broken;
+            }
+        }
+    }
+}
+
+/// How a response ended.
+pub(super) enum Pumped {
+    /// Sent in full.
+    Complete,
+    /// The client went away, or the app aborted it.
+    Broken,
+    /// The app ran past the harakiri deadline.
+    Harakiri,
+}
+
+/// A request ran too long: answer 504 if nothing was sent yet (else the
+/// connection just closes), log it, and tell the worker, which replaces
+/// itself (the stuck Python thread cannot be stopped any other way).
+pub(super) async fn harakiri<S: Stream>(
+    stream: &mut S,
+    writer: &ResponseWriter,
+    label: &str,
+    started: Instant,
+    ctx: &ListenerContext,
+) {
+    let elapsed = started.elapsed();
+    tracing::error!(
+        source = "app",
+        request = %label,
+        "harakiri: request ran for {:.1} s, longer than --harakiri {} s; answering 504 and replacing this worker",
+        elapsed.as_secs_f64(),
+        ctx.shared.harakiri.map(|h| h.as_secs()).unwrap_or_default()
+    );
+    if !writer.head_sent() {
+        let response = simple_response(
+            writer.protocol(),
+            504,
+            reason(504),
+            "the app did not answer in time (harakiri)\n",
+            &[],
+        );
+        let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
+    }
+    if let Some(observer) = &ctx.shared.observer {
+        observer.harakiri(label, elapsed);
+    }
+}
+
+/// Moves response events to the socket while feeding the body to the app.
+#[allow(clippy::too_many_arguments)]
+async fn pump<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    mut events: mpsc::Receiver<Event>,
+    mut feed: Option<BodyFeed>,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &str,
+    deadline: Option<Instant>,
+) -> Pumped {
+    let harakiri = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(harakiri);
+    loop {
+        let feeding = feed.as_ref().is_some_and(BodyFeed::active);
+        let event = if writer.has_pending() {
+            // Coalesce what is ready before writing.
+            match events.try_recv() {
+                Ok(event) => Some(event),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if let Err(e) = writer.flush(stream).await {
+                        tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                        return Pumped::Broken;
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        } else {
+            tokio::select! {
+                event = events.recv() => event,
+                _ = &mut harakiri => return Pumped::Harakiri,
+                result = async { feed.as_mut().expect("feeding").step(stream, buf).await }, if feeding => {
+                    if let Err(e) = result {
+                        let why = match e {
+                            BodyError::Protocol(p) => p.to_string(),
+                            BodyError::Io(s) => s,
+                        };
+                        tracing::info!(peer = %peer, request = %label, "client error while reading the body: {why}");
+                        // The app sees the failure on wsgi.input; its
+                        // response still goes out, then the connection closes.
+                        writer.keep_alive = false;
+                    }
+                    continue;
+                }
+            }
+        };
+        let Some(event) = event else {
+            tracing::error!(source = "rwsgi", request = %label, "internal error: the app's thread dropped the response");
+            if !writer.head_sent() {
+                let response = simple_response(
+                    writer.protocol(),
+                    500,
+                    reason(500),
+                    "Internal Server Error\n",
+                    &[],
+                );
+                let _ = write_within(stream, &response, writer.write_timeout()).await;
+            }
+            return Pumped::Broken;
+        };
+        match writer.apply(stream, event).await {
+            Ok(Next::More) => {}
+            Ok(Next::Done) => break,
+            Ok(Next::Abort) => return Pumped::Broken,
+            Err(e) => {
+                tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                return Pumped::Broken;
+            }
+        }
+    }
+    if let Some(feed) = feed.as_mut() {
+        if !feed.decoder.is_done() && !feed.drain(stream, buf, DRAIN_LIMIT).await {
+            writer.keep_alive = false;
+        }
+    }
+    Pumped::Complete
+}
