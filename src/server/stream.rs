@@ -17,6 +17,9 @@ pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Waits until the socket has bytes (or EOF) to read.
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes what the socket takes now, without waiting (`WouldBlock`
+    /// when it takes nothing).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Runs a non-blocking write-side syscall, clearing readiness on
     /// `WouldBlock` (tokio's `try_io`).
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
@@ -29,6 +32,9 @@ impl Stream for TcpStream {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::readable(self)
     }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         self.try_io(Interest::WRITABLE, f)
     }
@@ -40,6 +46,9 @@ impl Stream for UnixStream {
     }
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         UnixStream::readable(self)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        UnixStream::try_write(self, buf)
     }
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         self.try_io(Interest::WRITABLE, f)
@@ -67,6 +76,16 @@ pub async fn write_within<S: Stream>(
     limit: Duration,
 ) -> io::Result<()> {
     let mut rest = bytes;
+    // Most writes go out at once: only a socket that is full needs a timer.
+    while !rest.is_empty() {
+        match stream.try_write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     while !rest.is_empty() {
         match tokio::time::timeout(limit, stream.write(rest)).await {
             Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),

@@ -64,7 +64,57 @@ pub fn build<'py>(
 }
 
 /// Variable names are interned: the same few dozen come with every request.
+/// The common ones are looked up without hashing (each is created once per
+/// interpreter); the rest through Python's interning table.
 fn key_str<'py>(py: Python<'py>, key: &Bytes) -> Bound<'py, PyString> {
+    macro_rules! known {
+        ($($name:literal),* $(,)?) => {
+            match key.as_ref() {
+                $(k if k == $name.as_bytes() => return pyo3::intern!(py, $name).clone(),)*
+                _ => {}
+            }
+        };
+    }
+    known!(
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "SERVER_PROTOCOL",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "REMOTE_ADDR",
+        "REMOTE_PORT",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "DOCUMENT_ROOT",
+        "DOCUMENT_URI",
+        "REQUEST_SCHEME",
+        "HTTPS",
+        "HTTP_HOST",
+        "HTTP_USER_AGENT",
+        "HTTP_ACCEPT",
+        "HTTP_ACCEPT_ENCODING",
+        "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_CONNECTION",
+        "HTTP_COOKIE",
+        "HTTP_REFERER",
+        "HTTP_CACHE_CONTROL",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_REAL_IP",
+        "HTTP_ORIGIN",
+        "HTTP_AUTHORIZATION",
+        "HTTP_SEC_FETCH_SITE",
+        "HTTP_SEC_FETCH_MODE",
+        "HTTP_SEC_FETCH_DEST",
+        "HTTP_DNT",
+        "HTTP_PRAGMA",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE",
+    );
     match std::str::from_utf8(key) {
         Ok(s) => PyString::intern(py, s),
         Err(_) => latin1(py, key),
