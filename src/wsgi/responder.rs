@@ -3,6 +3,8 @@
 //! never a split or malformed response), honours `exc_info`, and sends the
 //! head lazily, with the first non-empty body piece.
 
+use tokio::sync::mpsc;
+
 use crate::exchange::{Event, EventSink};
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -64,7 +66,17 @@ impl Responder {
         }
         match &self.events {
             EventSink::Channel(events) => {
-                if py.detach(|| events.blocking_send(event)).is_err() {
+                // Usually there is room: send without giving up the GIL
+                // (re-taking it can wait a whole switch interval when many
+                // threads want it). Only a full channel waits, GIL released.
+                let sent = match events.try_send(event) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(event)) => {
+                        py.detach(|| events.blocking_send(event)).map_err(|_| ())
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                };
+                if sent.is_err() {
                     self.gone = true;
                     return Err(Disconnected);
                 }
