@@ -34,45 +34,16 @@ fn still_serves(server: &Server) {
     assert_eq!(r.text(), "written then returned");
 }
 
-/// Sends `raw`; expects `status`, a closed connection, a log line with
-/// `cause` naming the peer, and a healthy server after.
-fn rejected(server: &Server, raw: &[u8], status: u16, cause: &str) {
-    let reply = common::tcp_exchange(&server.http, raw);
-    let text = String::from_utf8_lossy(&reply).into_owned();
-    let r = Response::from_raw(&reply);
-    assert_eq!(r.status, status, "{text}");
-    assert_eq!(r.header("connection"), Some("close"), "{text}");
-    assert_eq!(
-        text.matches("HTTP/1.1 ").count(),
-        1,
-        "only one response: {text}"
-    );
-    assert!(
-        server.wait_log(cause, 5),
-        "no log line with {cause:?}:\n{}",
-        server.log()
-    );
-    let line = server
-        .log()
-        .lines()
-        .rev()
-        .find(|l| l.contains(cause))
-        .unwrap()
-        .to_string();
-    assert!(line.contains("peer=127.0.0.1"), "{line}");
-    still_serves(server);
-}
-
 #[test]
 fn content_length_with_transfer_encoding_is_400() {
     let s = server(&[]);
-    rejected(&s, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "-> 400");
+    common::assert_rejected(&s, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "-> 400");
 }
 
 #[test]
 fn two_different_content_lengths_are_400() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
         400,
@@ -83,7 +54,7 @@ fn two_different_content_lengths_are_400() {
 #[test]
 fn transfer_encoding_not_ending_in_chunked_is_rejected() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
         400,
@@ -94,13 +65,13 @@ fn transfer_encoding_not_ending_in_chunked_is_rejected() {
 #[test]
 fn invalid_chunk_size_is_400() {
     let s = server(&[]);
-    rejected(&s, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400, "-> 400");
+    common::assert_rejected(&s, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400, "-> 400");
 }
 
 #[test]
 fn chunk_size_overflow_is_400() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n",
         400,
@@ -111,13 +82,13 @@ fn chunk_size_overflow_is_400() {
 #[test]
 fn bare_lf_in_the_head_is_400() {
     let s = server(&[]);
-    rejected(&s, b"GET / HTTP/1.1\nHost: x\n\n", 400, "-> 400");
+    common::assert_rejected(&s, b"GET / HTTP/1.1\nHost: x\n\n", 400, "-> 400");
 }
 
 #[test]
 fn bare_cr_in_the_head_is_400() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n",
         400,
@@ -128,7 +99,7 @@ fn bare_cr_in_the_head_is_400() {
 #[test]
 fn obs_fold_is_400() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n",
         400,
@@ -139,13 +110,13 @@ fn obs_fold_is_400() {
 #[test]
 fn whitespace_before_the_colon_is_400() {
     let s = server(&[]);
-    rejected(&s, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, "-> 400");
+    common::assert_rejected(&s, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, "-> 400");
 }
 
 #[test]
 fn invalid_bytes_in_a_header_name_are_400() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"GET / HTTP/1.1\r\nHost: x\r\nX\x01Y: z\r\n\r\n",
         400,
@@ -156,7 +127,7 @@ fn invalid_bytes_in_a_header_name_are_400() {
 #[test]
 fn a_relative_request_target_is_400() {
     let s = server(&[]);
-    rejected(
+    common::assert_rejected(
         &s,
         b"GET foo/bar HTTP/1.1\r\nHost: x\r\n\r\n",
         400,
@@ -167,7 +138,7 @@ fn a_relative_request_target_is_400() {
 #[test]
 fn asterisk_is_only_for_options() {
     let s = server(&[]);
-    rejected(&s, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "-> 400");
+    common::assert_rejected(&s, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "-> 400");
     let raw = common::tcp_exchange(
         &s.http,
         b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -405,13 +376,13 @@ fn every_http_head_limit_is_configurable() {
         "200",
     ]);
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70));
-    rejected(
+    common::assert_rejected(
         &s,
         long_line.as_bytes(),
         414,
         "request line longer than 64 bytes -> 414",
     );
-    rejected(
+    common::assert_rejected(
         &s,
         b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
         431,
@@ -421,7 +392,7 @@ fn every_http_head_limit_is_configurable() {
         "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
         "b".repeat(40)
     );
-    rejected(
+    common::assert_rejected(
         &s,
         long_field.as_bytes(),
         431,
@@ -434,7 +405,7 @@ fn every_http_head_limit_is_configurable() {
         "d".repeat(60),
         "e".repeat(60)
     );
-    rejected(
+    common::assert_rejected(
         &s,
         big_head.as_bytes(),
         431,

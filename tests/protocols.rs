@@ -373,43 +373,16 @@ fn module_is_found_through_pythonpath() {
     );
 }
 
-/// Sends `raw`, expects a `status` response, a log line containing
-/// `cause` that names the peer, and then a normal request to succeed.
-fn assert_rejected(server: &Server, raw: &[u8], status: u16, cause: &str) {
-    let reply = common::tcp_exchange(&server.http, raw);
-    let r = Response::from_raw(&reply);
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&reply));
-    assert_eq!(r.header("connection"), Some("close"));
-    assert!(
-        server.wait_log(cause, 5),
-        "no log line with {cause:?}:\n{}",
-        server.log()
-    );
-    let line = server
-        .log()
-        .lines()
-        .rev()
-        .find(|l| l.contains(cause))
-        .unwrap()
-        .to_string();
-    assert!(line.contains("peer=127.0.0.1"), "{line}");
-    assert_eq!(
-        server.get(Proto::Http, "/write").status,
-        200,
-        "server still serves"
-    );
-}
-
 #[test]
 fn malformed_request_line_is_400() {
     let server = server();
-    assert_rejected(&server, b"GET\r\n\r\n", 400, "-> 400");
+    common::assert_rejected(&server, b"GET\r\n\r\n", 400, "-> 400");
 }
 
 #[test]
 fn smuggling_content_length_with_transfer_encoding_is_400() {
     let server = server();
-    assert_rejected(
+    common::assert_rejected(
         &server,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
@@ -421,7 +394,7 @@ fn smuggling_content_length_with_transfer_encoding_is_400() {
 fn a_long_request_line_is_414() {
     let server = server();
     let raw = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
-    assert_rejected(&server, raw.as_bytes(), 414, "-> 414");
+    common::assert_rejected(&server, raw.as_bytes(), 414, "-> 414");
 }
 
 #[test]
@@ -432,7 +405,7 @@ fn too_many_headers_is_431() {
         raw.push_str(&format!("X-H{i}: v\r\n"));
     }
     raw.push_str("\r\n");
-    assert_rejected(&server, raw.as_bytes(), 431, "-> 431");
+    common::assert_rejected(&server, raw.as_bytes(), 431, "-> 431");
 }
 
 #[test]
@@ -448,7 +421,7 @@ fn a_body_over_limit_post_is_413() {
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n{}",
         "x".repeat(101)
     );
-    assert_rejected(&server, raw.as_bytes(), 413, "limit-post 100");
+    common::assert_rejected(&server, raw.as_bytes(), 413, "limit-post 100");
 }
 
 #[test]

@@ -511,3 +511,34 @@ impl Server {
         self.request(proto, "GET", target, &[], b"")
     }
 }
+
+/// Sends `raw` over HTTP and expects a rejection: one `status` response
+/// that closes the connection, a log line containing `cause` that names the
+/// peer, and a server that still answers `/write` (tests/apps/pep3333.py)
+/// right after.
+pub fn assert_rejected(server: &Server, raw: &[u8], status: u16, cause: &str) {
+    let reply = tcp_exchange(&server.http, raw);
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let r = Response::from_raw(&reply);
+    assert_eq!(r.status, status, "{text}");
+    assert_eq!(r.header("connection"), Some("close"), "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "only one response: {text}"
+    );
+    assert!(
+        server.wait_log(cause, 5),
+        "no log line with {cause:?}:\n{}",
+        server.log()
+    );
+    let log = server.log();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(cause))
+        .unwrap_or_default();
+    assert!(line.contains("peer=127.0.0.1"), "{line}");
+    let after = server.get(Proto::Http, "/write");
+    assert_eq!(after.status, 200, "the server stopped serving");
+}
