@@ -211,18 +211,16 @@ pub async fn accept_loop(
 }
 
 /// Waits for room under `--max-connections` before a just-accepted
-/// connection is served (and before the next accept); `None` once
-/// draining. At most one connection per listener waits like this: the rest
-/// stay in the kernel's backlog.
+/// connection is served (and before the next accept). At most one
+/// connection per listener waits like this: the rest stay in the kernel's
+/// backlog. Not cut short by a drain: a connection once accepted is served
+/// (dropping it would reset a request the client already sent).
 async fn connection_slot(ctx: &ListenerContext) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let slots = ctx.shared.connection_slots.clone();
     if slots.available_permits() == 0 {
         tracing::warn!(listener = %ctx.name, "max-connections reached; new connections wait in the backlog");
     }
-    tokio::select! {
-        permit = slots.acquire_owned() => permit.ok(),
-        _ = ctx.shared.lifecycle.drained() => None,
-    }
+    slots.acquire_owned().await.ok()
 }
 
 /// Accept errors (out of fds, aborted handshakes) are logged and retried
