@@ -47,18 +47,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .expect("start rwsgi");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -2;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = common::exit_code_within(&mut child, 30).unwrap_or(-2);
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
     let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);

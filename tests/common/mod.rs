@@ -229,6 +229,23 @@ pub fn spawn(args: &[String], log: &Path) -> Child {
         .expect("start rwsgi")
 }
 
+/// Waits up to `secs` for `child` to exit and returns its exit code (-1
+/// for a signal); kills it (by its pid) and returns `None` past that.
+pub fn exit_code_within(child: &mut Child, secs: u64) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs the rwsgi binary to completion (for startup failures); kills it
 /// (by its pid) if it has not exited within 30 s.
 pub fn run_to_exit(args: &[&str]) -> (i32, String) {
@@ -238,18 +255,7 @@ pub fn run_to_exit(args: &[&str]) -> (i32, String) {
         &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         &log,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -2;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = exit_code_within(&mut child, 30).unwrap_or(-2);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     (code, text)

@@ -235,18 +235,7 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> (i32, String) {
         .stderr(out)
         .spawn()
         .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let code = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -1;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let code = crate::common::exit_code_within(&mut child, secs).unwrap_or(-1);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     (code, text)
