@@ -2,6 +2,7 @@
 //! accept loop that starts one task per connection.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -12,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::connection::serve_connection;
+use super::stream::Stream;
 use super::{ListenerContext, Peer, Shared};
 use crate::protocol::Protocol;
 
@@ -140,72 +142,92 @@ pub async fn accept_loop(
         BoundSocket::Tcp(std_listener) => {
             std_listener.set_nonblocking(true)?;
             let local = std_listener.local_addr()?;
-            let listener = TcpListener::from_std(std_listener)?;
-            let ctx = Arc::new(ListenerContext {
+            let ctx = ListenerContext {
                 protocol: spec.protocol,
                 name: spec.to_string(),
                 server_name: Bytes::from(local.ip().to_string()),
                 server_port: Bytes::from(local.port().to_string()),
                 shared,
-            });
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    _ = ctx.shared.lifecycle.drained() => return Ok(()),
-                };
-                match accepted {
-                    Ok((stream, addr)) => {
-                        let Some(permit) = connection_slot(&ctx).await else {
-                            return Ok(());
-                        };
-                        let _ = stream.set_nodelay(true);
-                        let peer = Peer {
-                            addr: Bytes::from(addr.ip().to_string()),
-                            port: Bytes::from(addr.port().to_string()),
-                        };
-                        let ctx = ctx.clone();
-                        tokio::spawn(async move {
-                            serve_connection(stream, peer, ctx).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => accept_failed(&ctx.name, e).await,
-                }
-            }
+            };
+            serve_listener(TcpListener::from_std(std_listener)?, Arc::new(ctx)).await
         }
         BoundSocket::Unix(std_listener, _path) => {
             std_listener.set_nonblocking(true)?;
-            let listener = UnixListener::from_std(std_listener)?;
-            let ctx = Arc::new(ListenerContext {
+            let ctx = ListenerContext {
                 protocol: spec.protocol,
                 name: spec.to_string(),
                 server_name: Bytes::from_static(b"localhost"),
                 server_port: Bytes::from_static(b"80"),
                 shared,
-            });
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    _ = ctx.shared.lifecycle.drained() => return Ok(()),
+            };
+            serve_listener(UnixListener::from_std(std_listener)?, Arc::new(ctx)).await
+        }
+    }
+}
+
+/// A listening socket the accept loop takes connections from.
+trait Acceptor {
+    /// The connected socket.
+    type Conn: Stream + Sync;
+    /// Waits for the next connection and says who is on the other end.
+    fn accept_peer(&self) -> impl Future<Output = io::Result<(Self::Conn, Peer)>>;
+}
+
+impl Acceptor for TcpListener {
+    type Conn = TcpStream;
+
+    async fn accept_peer(&self) -> io::Result<(TcpStream, Peer)> {
+        let (stream, addr) = self.accept().await?;
+        // Responses go out in one write, but a streamed body's chunks must
+        // not wait for the previous chunk's ACK (Nagle).
+        let _ = stream.set_nodelay(true);
+        let peer = Peer {
+            addr: Bytes::from(addr.ip().to_string()),
+            port: Bytes::from(addr.port().to_string()),
+        };
+        Ok((stream, peer))
+    }
+}
+
+impl Acceptor for UnixListener {
+    type Conn = UnixStream;
+
+    async fn accept_peer(&self) -> io::Result<(UnixStream, Peer)> {
+        let (stream, _) = self.accept().await?;
+        let peer = Peer {
+            addr: Bytes::new(),
+            port: Bytes::new(),
+        };
+        Ok((stream, peer))
+    }
+}
+
+/// The accept loop proper, the same for every kind of socket.
+async fn serve_listener<A: Acceptor>(listener: A, ctx: Arc<ListenerContext>) -> io::Result<()> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept_peer() => accepted,
+            _ = ctx.shared.lifecycle.drained() => return Ok(()),
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let Some(permit) = connection_slot(&ctx).await else {
+                    return Ok(());
                 };
-                match accepted {
-                    Ok((stream, _)) => {
-                        let Some(permit) = connection_slot(&ctx).await else {
-                            return Ok(());
-                        };
-                        let peer = Peer {
-                            addr: Bytes::new(),
-                            port: Bytes::new(),
-                        };
-                        let ctx = ctx.clone();
-                        tokio::spawn(async move {
-                            serve_connection(stream, peer, ctx).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => accept_failed(&ctx.name, e).await,
-                }
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    serve_connection(stream, peer, ctx).await;
+                    drop(permit);
+                });
+                // One accept per scheduler turn: the new connection's first
+                // request and every other ready task run before the next
+                // accept. Every worker wakes on the same listening socket,
+                // so a burst of connections spreads across the workers by
+                // how busy each is, instead of the first one awake taking
+                // them all (and serving them on one core).
+                tokio::task::yield_now().await;
             }
+            Err(e) => accept_failed(&ctx.name, e).await,
         }
     }
 }

@@ -271,10 +271,15 @@ impl AsRef<[u8]> for SharedPyBytes {
     }
 }
 
-/// Calls the iterable's `close()`, if it has one.
+/// Calls the iterable's `close()`, if it has one. A plain list or tuple
+/// (the common `return [body]`) has none: asking would raise and catch an
+/// AttributeError on every request.
 fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
-    if iterable.hasattr(pyo3::intern!(py, "close"))? {
-        iterable.call_method0(pyo3::intern!(py, "close"))?;
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
+    if let Some(close) = iterable.getattr_opt(pyo3::intern!(py, "close"))? {
+        close.call0()?;
     }
     Ok(())
 }

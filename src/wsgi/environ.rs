@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::errors::ErrorStream;
@@ -12,7 +13,7 @@ use crate::exchange::Body;
 use crate::protocol::Request;
 
 /// Per-worker facts every environ carries.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerFacts {
     /// `wsgi.multithread`: more than one Python thread.
     pub multithread: bool,
@@ -46,21 +47,60 @@ pub fn build<'py>(
     facts: WorkerFacts,
     file_wrapper: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = PyDict::new(py);
+    let environ = template(py, facts, file_wrapper)?.copy()?;
     for (key, value) in &request.vars {
         environ.set_item(key_str(py, key), latin1(py, value))?;
     }
-    let scheme = if is_https(request) { "https" } else { "http" };
-    environ.set_item(pyo3::intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
-    environ.set_item(pyo3::intern!(py, "wsgi.url_scheme"), scheme)?;
+    if is_https(request) {
+        environ.set_item(pyo3::intern!(py, "wsgi.url_scheme"), "https")?;
+    }
     environ.set_item(pyo3::intern!(py, "wsgi.input"), Input::new(body))?;
     environ.set_item(pyo3::intern!(py, "wsgi.errors"), ErrorStream::new(label))?;
-    environ.set_item(pyo3::intern!(py, "wsgi.multithread"), facts.multithread)?;
-    environ.set_item(pyo3::intern!(py, "wsgi.multiprocess"), facts.multiprocess)?;
-    environ.set_item(pyo3::intern!(py, "wsgi.run_once"), false)?;
-    environ.set_item(pyo3::intern!(py, "wsgi.input_terminated"), true)?;
-    environ.set_item(pyo3::intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
     Ok(environ)
+}
+
+/// Room for this many entries in every environ: nginx's params plus a
+/// browser's headers plus the `wsgi.*` keys fit without a resize.
+const ENVIRON_ROOM: isize = 48;
+
+/// The worker's environ template: the `wsgi.*` entries that are the same
+/// for every request, in a dict sized for a whole environ. Each request
+/// starts from a copy (CPython copies such a dict with one memcpy, keeping
+/// its size, so the request's variables go in without resizing it).
+fn template<'py>(
+    py: Python<'py>,
+    facts: WorkerFacts,
+    file_wrapper: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    static TEMPLATE: PyOnceLock<(WorkerFacts, Py<PyDict>)> = PyOnceLock::new();
+    let fresh = || -> PyResult<Py<PyDict>> {
+        // SAFETY: _PyDict_NewPresized (public in CPython's cpython/
+        // headers since 3.6, not in pyo3-ffi) returns a new reference or
+        // NULL with an exception set.
+        let dict = unsafe {
+            let ptr = _PyDict_NewPresized(ENVIRON_ROOM as pyo3::ffi::Py_ssize_t);
+            Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyDict>()
+        };
+        dict.set_item(pyo3::intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        dict.set_item(pyo3::intern!(py, "wsgi.url_scheme"), "http")?;
+        dict.set_item(pyo3::intern!(py, "wsgi.multithread"), facts.multithread)?;
+        dict.set_item(pyo3::intern!(py, "wsgi.multiprocess"), facts.multiprocess)?;
+        dict.set_item(pyo3::intern!(py, "wsgi.run_once"), false)?;
+        dict.set_item(pyo3::intern!(py, "wsgi.input_terminated"), true)?;
+        dict.set_item(pyo3::intern!(py, "wsgi.file_wrapper"), file_wrapper)?;
+        Ok(dict.unbind())
+    };
+    let (cached_facts, dict) = TEMPLATE.get_or_try_init(py, || fresh().map(|d| (facts, d)))?;
+    if *cached_facts == facts {
+        Ok(dict.bind(py).clone())
+    } else {
+        // Only tests run workers of different shapes in one process.
+        Ok(fresh()?.into_bound(py))
+    }
+}
+
+extern "C" {
+    fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
 }
 
 /// Variable names are interned: the same few dozen come with every request.

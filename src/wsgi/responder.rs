@@ -266,6 +266,9 @@ fn header_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
 
 /// Encodes `text` as latin-1, refusing characters past U+00FF.
 fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
+    if text.is_ascii() {
+        return Ok(text.as_bytes().to_vec());
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
