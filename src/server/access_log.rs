@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::protocol::Protocol;
+use bytes::Bytes;
+
+use crate::protocol::{Protocol, Request};
 
 /// Which requests get an access-log line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,19 +22,50 @@ pub struct AccessLog {
     pub worker: u32,
 }
 
+/// What the access log says about a request, taken before the request
+/// goes to the app: shared slices of its variables, turned into text only
+/// when a line is written.
+#[derive(Debug)]
+pub struct RequestInfo {
+    /// The client: the socket peer for HTTP, nginx's REMOTE_ADDR behind it.
+    remote_addr: Bytes,
+    /// `GET`.
+    method: Bytes,
+    /// The request target as sent.
+    uri: Bytes,
+    /// `HTTP/1.1`.
+    server_protocol: Bytes,
+}
+
+impl RequestInfo {
+    /// The access-log facts of `request`.
+    pub fn of(request: &Request) -> Self {
+        let var = |key: &[u8], default: &'static [u8]| {
+            request
+                .var(key)
+                .cloned()
+                .unwrap_or_else(|| Bytes::from_static(default))
+        };
+        RequestInfo {
+            remote_addr: var(b"REMOTE_ADDR", b"-"),
+            method: var(b"REQUEST_METHOD", b"-"),
+            uri: request
+                .var(b"REQUEST_URI")
+                .or_else(|| request.var(b"PATH_INFO"))
+                .cloned()
+                .unwrap_or_else(|| Bytes::from_static(b"-")),
+            server_protocol: var(b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        }
+    }
+}
+
 /// What one access-log line says.
 #[derive(Debug)]
 pub struct Entry<'a> {
-    /// The client (or `unix`).
-    pub remote_addr: &'a str,
+    /// The request.
+    pub request: &'a RequestInfo,
     /// The listener's protocol.
     pub protocol: Protocol,
-    /// `GET`.
-    pub method: &'a str,
-    /// The request target as sent.
-    pub uri: &'a str,
-    /// `HTTP/1.1`.
-    pub server_protocol: &'a str,
     /// The response status (0 if none was sent).
     pub status: u16,
     /// Body bytes sent.
@@ -57,12 +90,20 @@ impl AccessLog {
             return;
         }
         let millis = entry.duration.as_secs_f64() * 1000.0;
+        let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let request = entry.request;
+        let (remote_addr, method, uri, server_protocol) = (
+            text(&request.remote_addr),
+            text(&request.method),
+            text(&request.uri),
+            text(&request.server_protocol),
+        );
         tracing::info!(
             target: "rwsgi::access",
-            remote_addr = entry.remote_addr,
+            remote_addr = remote_addr,
             protocol = entry.protocol.name(),
-            method = entry.method,
-            path = entry.uri,
+            method = method,
+            path = uri,
             status = entry.status,
             bytes = entry.bytes,
             duration_ms = millis,
@@ -70,13 +111,13 @@ impl AccessLog {
             complete = entry.complete,
             "[worker {}] {} {} {} {} => generated {} bytes in {:.3} msecs ({} {}){}",
             self.worker,
-            entry.remote_addr,
+            remote_addr,
             entry.protocol.name(),
-            entry.method,
-            entry.uri,
+            method,
+            uri,
             entry.bytes,
             millis,
-            entry.server_protocol,
+            server_protocol,
             entry.status,
             if entry.complete { "" } else { " aborted" },
         );

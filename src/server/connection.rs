@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::access_log::Entry;
+use super::access_log::{Entry, RequestInfo};
 use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::handoff::{dispatch, harakiri, overloaded, run_inline, Pumped};
 use super::respond::ResponseWriter;
@@ -26,6 +26,49 @@ const BODY_QUEUE: usize = 4;
 /// How long a draining server waits for the first request of a connection
 /// it accepted just before the drain.
 const DRAIN_FIRST_REQUEST: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How much room a read asks for.
+const READ_SIZE: usize = 4096;
+
+/// Read buffers between uses. Each request used to allocate its buffer and
+/// free it when the connection went idle; reusing them saves that malloc
+/// and free (and the copy-on-split bookkeeping) on every request. One pool
+/// per I/O thread, a few buffers deep: idle connections still hold none.
+mod spare_buffers {
+    use bytes::BytesMut;
+    use std::cell::RefCell;
+
+    /// Buffers kept per thread; more are freed.
+    const KEPT: usize = 16;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer from the pool, or an empty one (which allocates on its
+    /// first reserve).
+    pub fn take() -> BytesMut {
+        SPARE
+            .with(|s| s.borrow_mut().pop())
+            .unwrap_or_default()
+    }
+
+    /// Returns a buffer whose contents are no longer needed. Its memory
+    /// may still be shared with a request's bytes; `reserve` then
+    /// allocates afresh instead of reusing it.
+    pub fn give(mut buf: BytesMut) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        buf.clear();
+        SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < KEPT {
+                spare.push(buf);
+            }
+        });
+    }
+}
 
 /// What the connection does after a request.
 enum After {
@@ -66,6 +109,7 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
             _ => break,
         }
     }
+    spare_buffers::give(buf);
     // Dropping the stream closes it (and sends the FIN): a shutdown()
     // first would only add a syscall per connection.
 }
@@ -110,8 +154,10 @@ async fn read_head<S: Stream>(
             None => {
                 // Idle between requests: hold no buffer while waiting (an
                 // idle keep-alive connection then costs a few hundred
-                // bytes); the keep-alive timeout or a drain closes it.
-                *buf = BytesMut::new();
+                // bytes); the keep-alive timeout or a drain closes it. The
+                // buffer goes back to the worker's spares for the next
+                // connection that has bytes to read.
+                spare_buffers::give(std::mem::take(buf));
                 tokio::select! {
                     biased;
                     ready = tokio::time::timeout(timeouts.keepalive, stream.readable()) => match ready {
@@ -121,11 +167,15 @@ async fn read_head<S: Stream>(
                     },
                     _ = lifecycle.drained() => return Ok(None),
                 }
-                buf.reserve(4096);
+                *buf = spare_buffers::take();
+                buf.reserve(READ_SIZE);
                 stream.read_buf(buf).await
             }
             Some(at) => {
-                buf.reserve(4096);
+                if buf.capacity() == 0 {
+                    *buf = spare_buffers::take();
+                }
+                buf.reserve(READ_SIZE);
                 let first_wait = served == 0 && buf.is_empty();
                 let drained = async {
                     if !first_wait {
@@ -353,11 +403,8 @@ async fn serve_request<S: Stream>(
         );
     }
     shared.access_log.record(&Entry {
-        remote_addr: &info.remote_addr,
+        request: &info,
         protocol: ctx.protocol,
-        method: &info.method,
-        uri: &info.uri,
-        server_protocol: &info.server_protocol,
         status: writer.status,
         bytes: writer.body_bytes,
         duration: started.elapsed(),
@@ -367,37 +414,6 @@ async fn serve_request<S: Stream>(
         After::KeepAlive
     } else {
         After::Close
-    }
-}
-
-/// What the access log says about a request (copied before the request
-/// goes to the app).
-struct RequestInfo {
-    method: String,
-    uri: String,
-    server_protocol: String,
-    /// The client: the socket peer for HTTP, nginx's REMOTE_ADDR behind it.
-    remote_addr: String,
-}
-
-impl RequestInfo {
-    fn of(request: &Request) -> Self {
-        let text = |key: &[u8], default: &str| {
-            request
-                .var(key)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_else(|| default.to_string())
-        };
-        RequestInfo {
-            method: text(b"REQUEST_METHOD", "-"),
-            uri: request
-                .var(b"REQUEST_URI")
-                .or_else(|| request.var(b"PATH_INFO"))
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_else(|| "-".into()),
-            server_protocol: text(b"SERVER_PROTOCOL", "HTTP/1.1"),
-            remote_addr: text(b"REMOTE_ADDR", "-"),
-        }
     }
 }
 

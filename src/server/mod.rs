@@ -250,6 +250,21 @@ pub struct ListenerContext {
     pub shared: Arc<Shared>,
 }
 
+/// The variables [`ListenerContext::add_connection_vars`] fills in when
+/// the protocol did not carry them: the first four from the connection, the
+/// rest with these defaults.
+const DEFAULTED: [(&[u8], &[u8]); 9] = [
+    (b"SERVER_NAME", b""),
+    (b"SERVER_PORT", b""),
+    (b"REMOTE_ADDR", b""),
+    (b"REMOTE_PORT", b""),
+    (b"SCRIPT_NAME", b""),
+    (b"PATH_INFO", b""),
+    (b"QUERY_STRING", b""),
+    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    (b"REQUEST_METHOD", b"GET"),
+];
+
 /// The remote end of a connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -274,38 +289,43 @@ impl ListenerContext {
     /// not carry: HTTP knows nothing of the connection; nginx sends most of
     /// them over uwsgi and SCGI already.
     pub fn add_connection_vars(&self, request: &mut Request, peer: &Peer) {
-        if self.protocol == Protocol::Http {
-            let (name, port) = match request.var(b"HTTP_HOST") {
+        // One pass notes which of these the request has (a search per name
+        // was a tenth of the server's own time per request).
+        let mut present = [false; DEFAULTED.len()];
+        let mut host = None;
+        for (key, value) in &request.vars {
+            if key.as_ref() == b"HTTP_HOST" {
+                host = Some(value);
+            } else if let Some(i) = DEFAULTED.iter().position(|(k, _)| *k == key.as_ref()) {
+                present[i] = true;
+            }
+        }
+        let mut from_connection = if self.protocol == Protocol::Http {
+            // The HTTP codec makes only request-line and HTTP_* variables:
+            // what the connection knows is never there yet.
+            let (name, port) = match host {
                 Some(host) => split_host(host, &self.server_port),
                 None => (self.server_name.clone(), self.server_port.clone()),
             };
-            request.set_var(b"SERVER_NAME", name);
-            request.set_var(b"SERVER_PORT", port);
-            request.set_var(b"REMOTE_ADDR", peer.addr.clone());
-            request.set_var(b"REMOTE_PORT", peer.port.clone());
-        }
-        for (key, value) in [
-            (&b"SERVER_NAME"[..], &self.server_name),
-            (b"SERVER_PORT", &self.server_port),
-            (b"REMOTE_ADDR", &peer.addr),
-        ] {
-            if request.var(key).is_none() {
-                request
-                    .vars
-                    .push((Bytes::copy_from_slice(key), value.clone()));
+            [name, port, peer.addr.clone(), peer.port.clone()].map(Some)
+        } else {
+            [
+                Some(self.server_name.clone()),
+                Some(self.server_port.clone()),
+                Some(peer.addr.clone()),
+                None,
+            ]
+        };
+        for (i, (key, default)) in DEFAULTED.iter().enumerate() {
+            if present[i] {
+                continue;
             }
-        }
-        for (key, default) in [
-            (&b"SCRIPT_NAME"[..], &b""[..]),
-            (b"PATH_INFO", b""),
-            (b"QUERY_STRING", b""),
-            (b"SERVER_PROTOCOL", b"HTTP/1.1"),
-            (b"REQUEST_METHOD", b"GET"),
-        ] {
-            if request.var(key).is_none() {
-                request
-                    .vars
-                    .push((Bytes::copy_from_slice(key), Bytes::from_static(default)));
+            let value = match from_connection.get_mut(i) {
+                Some(value) => value.take(),
+                None => Some(Bytes::from_static(default)),
+            };
+            if let Some(value) = value {
+                request.vars.push((Bytes::from_static(key), value));
             }
         }
     }

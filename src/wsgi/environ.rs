@@ -59,9 +59,11 @@ pub fn build<'py>(
     Ok(environ)
 }
 
-/// Room for this many entries in every environ: nginx's params plus a
-/// browser's headers plus the `wsgi.*` keys fit without a resize.
-const ENVIRON_ROOM: isize = 48;
+/// Room for this many entries (CPython rounds the table up so 42 fit):
+/// nginx's params plus a browser's headers plus the `wsgi.*` keys go in
+/// without a resize, and the table stays small enough for malloc's
+/// per-thread cache.
+const ENVIRON_ROOM: isize = 32;
 
 /// The worker's environ template: the `wsgi.*` entries that are the same
 /// for every request, in a dict sized for a whole environ. Each request

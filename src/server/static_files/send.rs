@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use super::reply::{Payload, Reply};
 use crate::protocol::response::{choose_framing, encode_head, Framing, RequestShape, ResponseHead};
 use crate::protocol::{BodyFraming, Request};
-use crate::server::access_log::Entry;
+use crate::server::access_log::{Entry, RequestInfo};
 use crate::server::body::{BodyDecoder, Piece};
 use crate::server::date::http_date;
 use crate::server::stream::{sendfile, write_within, Stream};
@@ -75,25 +75,9 @@ pub(super) async fn send<S: Stream>(
     if let Some(observer) = &shared.observer {
         observer.request_finished(ctx.protocol, code, body_bytes, elapsed);
     }
-    let var = |key: &[u8], default: &str| {
-        request.var(key).map_or_else(
-            || default.to_string(),
-            |v| String::from_utf8_lossy(v).into_owned(),
-        )
-    };
-    let uri = request
-        .var(b"REQUEST_URI")
-        .or_else(|| request.var(b"PATH_INFO"))
-        .map_or_else(
-            || "-".to_string(),
-            |v| String::from_utf8_lossy(v).into_owned(),
-        );
     shared.access_log.record(&Entry {
-        remote_addr: &var(b"REMOTE_ADDR", "-"),
+        request: &RequestInfo::of(request),
         protocol: ctx.protocol,
-        method: &var(b"REQUEST_METHOD", "-"),
-        uri: &uri,
-        server_protocol: &var(b"SERVER_PROTOCOL", "HTTP/1.1"),
         status: code,
         bytes: body_bytes,
         duration: elapsed,
