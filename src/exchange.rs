@@ -21,7 +21,43 @@ pub struct Job {
     /// Where the response goes.
     pub events: EventSink,
     /// `METHOD path`, for log lines that name the request.
-    pub label: String,
+    pub label: RequestLabel,
+}
+
+/// `METHOD /path?query`, naming a request in log lines. Holds shared
+/// slices of the request's bytes and becomes text only when a line that
+/// names it is written: most requests are never named.
+#[derive(Debug, Clone)]
+pub struct RequestLabel {
+    method: Bytes,
+    uri: Bytes,
+}
+
+impl RequestLabel {
+    /// The label of `request`: its method and its target as sent
+    /// (`REQUEST_URI`, else `PATH_INFO`).
+    pub fn of(request: &Request) -> Self {
+        let dash = || Bytes::from_static(b"-");
+        RequestLabel {
+            method: request.var(b"REQUEST_METHOD").cloned().unwrap_or_else(dash),
+            uri: request
+                .var(b"REQUEST_URI")
+                .or_else(|| request.var(b"PATH_INFO"))
+                .cloned()
+                .unwrap_or_else(dash),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            String::from_utf8_lossy(&self.method),
+            String::from_utf8_lossy(&self.uri)
+        )
+    }
 }
 
 /// Where a response's events go.

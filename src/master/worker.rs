@@ -4,6 +4,7 @@
 //! Every exit path drains first: in-flight requests finish, up to
 //! `--shutdown-timeout`.
 
+use crate::exchange::RequestLabel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -322,7 +323,7 @@ impl Observer for WorkerWatch {
         }
     }
 
-    fn harakiri(&self, _label: &str, _elapsed: Duration) {
+    fn harakiri(&self, _label: &RequestLabel, _elapsed: Duration) {
         // Python's faulthandler prints every thread's stack to the log.
         // SAFETY: raising a signal this process handles.
         unsafe {

@@ -16,7 +16,7 @@ use super::handoff::{dispatch, harakiri, overloaded, run_inline, Pumped};
 use super::respond::ResponseWriter;
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer, Shared};
-use crate::exchange::{Body, BodyMsg, EventSink, Job};
+use crate::exchange::{Body, BodyMsg, EventSink, Job, RequestLabel};
 use crate::protocol::response::{reason, simple_response, RequestShape};
 use crate::protocol::{BodyFraming, Decoder, ErrorKind, Protocol, ProtocolError, Request};
 
@@ -48,9 +48,7 @@ mod spare_buffers {
     /// A buffer from the pool, or an empty one (which allocates on its
     /// first reserve).
     pub fn take() -> BytesMut {
-        SPARE
-            .with(|s| s.borrow_mut().pop())
-            .unwrap_or_default()
+        SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
     }
 
     /// Returns a buffer whose contents are no longer needed. Its memory
@@ -269,7 +267,7 @@ async fn serve_request<S: Stream>(
 ) -> After {
     let started = Instant::now();
     ctx.add_connection_vars(&mut request, peer);
-    let label = request_label(&request);
+    let label = RequestLabel::of(&request);
     if let Some(keep_alive) =
         super::static_files::serve(stream, buf, &request, peer, ctx, started, &label).await
     {
@@ -415,22 +413,4 @@ async fn serve_request<S: Stream>(
     } else {
         After::Close
     }
-}
-
-/// `METHOD /path?query` for log lines.
-fn request_label(request: &Request) -> String {
-    let method = request
-        .var(b"REQUEST_METHOD")
-        .map(|v| v.as_ref())
-        .unwrap_or(b"-");
-    let uri = request
-        .var(b"REQUEST_URI")
-        .or_else(|| request.var(b"PATH_INFO"))
-        .map(|v| v.as_ref())
-        .unwrap_or(b"-");
-    format!(
-        "{} {}",
-        String::from_utf8_lossy(method),
-        String::from_utf8_lossy(uri)
-    )
 }

@@ -3,6 +3,7 @@
 //! the rest of the body is fed to `wsgi.input`), or inline on this thread a
 //! step at a time; plus the 503 for a full queue and the 504 of harakiri.
 
+use crate::exchange::RequestLabel;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +32,7 @@ pub(super) async fn dispatch<S: Stream>(
     feed: Option<BodyFeed>,
     writer: &mut ResponseWriter,
     peer: &Peer,
-    label: &str,
+    label: &RequestLabel,
     started: Instant,
     ctx: &ListenerContext,
 ) -> Option<Pumped> {
@@ -52,7 +53,7 @@ pub(super) async fn overloaded<S: Stream>(
     stream: &mut S,
     ctx: &ListenerContext,
     peer: &Peer,
-    label: &str,
+    label: &RequestLabel,
 ) {
     tracing::warn!(
         peer = %peer,
@@ -78,7 +79,7 @@ pub(super) async fn run_inline<S: Stream>(
     job: Job,
     writer: &mut ResponseWriter,
     peer: &Peer,
-    label: &str,
+    label: &RequestLabel,
 ) -> Pumped {
     let EventSink::Buffer(buffer) = job.events.clone() else {
         unreachable!("inline jobs carry a buffer sink");
@@ -137,7 +138,7 @@ pub(super) enum Pumped {
 pub(super) async fn harakiri<S: Stream>(
     stream: &mut S,
     writer: &ResponseWriter,
-    label: &str,
+    label: &RequestLabel,
     started: Instant,
     ctx: &ListenerContext,
 ) {
@@ -173,7 +174,7 @@ async fn pump<S: Stream>(
     mut feed: Option<BodyFeed>,
     writer: &mut ResponseWriter,
     peer: &Peer,
-    label: &str,
+    label: &RequestLabel,
     deadline: Option<Instant>,
 ) -> Pumped {
     let harakiri = async {

@@ -25,6 +25,7 @@ mod respond;
 mod static_files;
 mod stream;
 
+use crate::exchange::RequestLabel;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -161,7 +162,7 @@ pub trait Observer: Send + Sync + 'static {
     /// with `status` after `elapsed`, having sent `body_bytes`.
     fn request_finished(&self, protocol: Protocol, status: u16, body_bytes: u64, elapsed: Duration);
     /// A request ran past the harakiri limit and was answered 504.
-    fn harakiri(&self, label: &str, elapsed: Duration);
+    fn harakiri(&self, label: &RequestLabel, elapsed: Duration);
 }
 
 /// Graceful stop support: once draining, listeners stop accepting, idle

@@ -2,6 +2,7 @@
 //! its body as it is produced, and always call the iterable's `close()`:
 //! after success, after an exception, and when the client went away.
 
+use crate::exchange::RequestLabel;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
@@ -50,7 +51,7 @@ pub struct AppCall {
     iterator: Option<Py<PyIterator>>,
     /// The body length of a list/tuple response.
     known_length: Option<u64>,
-    label: String,
+    label: RequestLabel,
 }
 
 /// Where an [`AppCall`] stands after [`AppCall::advance`].
@@ -285,7 +286,7 @@ fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 /// Completes a response whose body was fully iterated.
-fn finish(py: Python<'_>, responder: &Bound<'_, Responder>, label: &str) -> Outcome {
+fn finish(py: Python<'_>, responder: &Bound<'_, Responder>, label: &RequestLabel) -> Outcome {
     let mut r = responder.borrow_mut();
     if !r.started() {
         drop(r);
@@ -314,7 +315,7 @@ fn finish(py: Python<'_>, responder: &Bound<'_, Responder>, label: &str) -> Outc
 fn fail(
     py: Python<'_>,
     responder: &Bound<'_, Responder>,
-    label: &str,
+    label: &RequestLabel,
     what: &str,
     err: &PyErr,
 ) -> Outcome {
@@ -344,7 +345,7 @@ fn fail(
 }
 
 /// Logs an exception from the app, naming the request, with its traceback.
-pub fn log_app_error(py: Python<'_>, label: &str, what: &str, err: &PyErr) {
+pub fn log_app_error(py: Python<'_>, label: &RequestLabel, what: &str, err: &PyErr) {
     tracing::error!(
         source = "app",
         request = %label,

@@ -2,6 +2,7 @@
 //! String values are the raw bytes decoded as latin-1, so a UTF-8 path
 //! `/caf%C3%A9` arrives as `'cafÃ©'`, as the PEP requires.
 
+use crate::exchange::RequestLabel;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -43,7 +44,7 @@ pub fn build<'py>(
     py: Python<'py>,
     request: &Request,
     body: Body,
-    label: &str,
+    label: &RequestLabel,
     facts: WorkerFacts,
     file_wrapper: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {

@@ -2,22 +2,24 @@
 //! with the request that wrote them.
 
 use pyo3::prelude::*;
+
+use crate::exchange::RequestLabel;
 use std::sync::Mutex;
 
 /// The `wsgi.errors` object of one request.
 #[pyclass(module = "rwsgi")]
 pub struct ErrorStream {
     /// The request, to name it on each log line.
-    label: String,
+    label: RequestLabel,
     /// A partial line waiting for its newline.
     pending: Mutex<String>,
 }
 
 impl ErrorStream {
     /// A stream whose lines name `label`.
-    pub fn new(label: &str) -> Self {
+    pub fn new(label: &RequestLabel) -> Self {
         ErrorStream {
-            label: label.to_string(),
+            label: label.clone(),
             pending: Mutex::new(String::new()),
         }
     }

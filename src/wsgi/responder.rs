@@ -212,17 +212,19 @@ fn validate_status(status: &Bound<'_, PyAny>) -> PyResult<Bytes> {
 }
 
 /// Headers must be a list of (str, str) tuples: token names, latin-1
-/// values without CR, LF or other control characters.
+/// values without CR, LF or other control characters. Names and values
+/// are copied into one buffer and handed out as slices of it: one
+/// allocation for the whole list rather than one per name and value.
 fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
-    if !headers.is_instance_of::<pyo3::types::PyList>() {
-        return Err(PyTypeError::new_err(format!(
+    let list = headers.cast::<pyo3::types::PyList>().map_err(|_| {
+        PyTypeError::new_err(format!(
             "response_headers must be a list, not {}",
             type_name(headers)
-        )));
-    }
-    let mut out = Vec::new();
-    for item in headers.try_iter()? {
-        let item = item?;
+        ))
+    })?;
+    let mut arena = Vec::with_capacity(256);
+    let mut spans = Vec::with_capacity(list.len());
+    for item in list.iter() {
         let pair = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "each header must be a tuple, not {}",
@@ -234,34 +236,50 @@ fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>>
                 "each header must be a (name, value) tuple",
             ));
         }
-        let name = header_str(&pair.get_item(0)?, "header name")?;
-        let value = header_str(&pair.get_item(1)?, "header value")?;
-        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+        let name_start = arena.len();
+        push_latin1(&mut arena, &pair.get_item(0)?, "header name")?;
+        let name = name_start..arena.len();
+        if name.is_empty() || !arena[name.clone()].iter().all(|&b| is_token(b)) {
             return Err(PyValueError::new_err(format!(
                 "invalid header name {:?}",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(&arena[name])
             )));
         }
+        let value_start = arena.len();
+        push_latin1(&mut arena, &pair.get_item(1)?, "header value")?;
+        let value = &arena[value_start..];
         if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(PyValueError::new_err(format!(
                 "header {} has a control character (CR/LF?) in its value",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(&arena[name])
             )));
         }
         // Surrounding whitespace is not part of a field value (RFC 9110
         // 5.5); some frameworks leave a leading space.
-        let value = value.trim_ascii();
-        out.push((Bytes::from(name), Bytes::copy_from_slice(value)));
+        let trimmed = value.trim_ascii();
+        let lead = trimmed.as_ptr() as usize - value.as_ptr() as usize;
+        let value = value_start + lead..value_start + lead + trimmed.len();
+        spans.push((name, value));
     }
-    Ok(out)
+    let arena = Bytes::from(arena);
+    Ok(spans
+        .into_iter()
+        .map(|(name, value)| (arena.slice(name), arena.slice(value)))
+        .collect())
 }
 
-fn header_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+/// Appends a header name or value, which must be a latin-1 str, to `out`.
+fn push_latin1(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
     let text = obj
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(obj))))?
         .to_str()?;
-    latin1_bytes(text, what)
+    if text.is_ascii() {
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
+    }
+    out.extend(latin1_bytes(text, what)?);
+    Ok(())
 }
 
 /// Encodes `text` as latin-1, refusing characters past U+00FF.

@@ -41,6 +41,7 @@ mod reply;
 mod resolve;
 mod send;
 
+use crate::exchange::RequestLabel;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -150,7 +151,7 @@ pub(super) async fn serve<S: Stream>(
     peer: &Peer,
     ctx: &ListenerContext,
     started: Instant,
-    label: &str,
+    label: &RequestLabel,
 ) -> Option<bool> {
     let statics = &ctx.shared.static_files;
     if statics.is_empty() {

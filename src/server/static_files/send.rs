@@ -3,6 +3,7 @@
 //! app response, and reads and drops a request body so an HTTP
 //! connection can be kept.
 
+use crate::exchange::RequestLabel;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ pub(super) async fn send<S: Stream>(
     peer: &Peer,
     ctx: &ListenerContext,
     started: Instant,
-    label: &str,
+    label: &RequestLabel,
 ) -> bool {
     let shared = &ctx.shared;
     let shape = RequestShape {
