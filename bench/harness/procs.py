@@ -4,7 +4,8 @@ stop it by its own pid/group, and measure a process tree from /proc.
 Measurements are read from /proc only (Linux): the tree under a root pid is
 found through each process's parent pid; CPU time is utime + stime (plus the
 cutime + cstime of reaped children, so a worker that exits mid-run is still
-counted) in clock ticks; memory is the sum of VmRSS over the tree.
+counted) in clock ticks; memory is the sum of VmRSS over the tree (and of
+PSS, which counts shared pages once).
 """
 
 import os
@@ -79,12 +80,18 @@ def own_and_children_ticks():
 
 def rss_kib(pids):
     """Sum of VmRSS (KiB) over `pids`; processes that are gone count 0."""
+    return sum(_status_field(pid, b"VmRSS:") for pid in pids)
+
+
+def pss_kib(pids):
+    """Sum of PSS (KiB) over `pids`: each page shared by n processes counts
+    1/n in each, so a preforked tree's shared pages are counted once."""
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/status", "rb") as f:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
                 for line in f:
-                    if line.startswith(b"VmRSS:"):
+                    if line.startswith(b"Pss:"):
                         total += int(line.split()[1])
                         break
         except OSError:
@@ -92,14 +99,30 @@ def rss_kib(pids):
     return total
 
 
+def _status_field(pid, name):
+    """A KiB figure from /proc/PID/status, 0 if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(name):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class RssSampler:
-    """Samples the RSS of a process tree every `interval` s, keeping the peak.
-    The tree is re-walked every tenth sample (walking reads all of /proc)."""
+    """Samples the memory of a process tree every `interval` s, keeping the
+    peak of the summed RSS (what `ps` shows; pages shared between the
+    processes count in each) and of the summed PSS (shared pages counted
+    once). The tree is re-walked every tenth sample (walking reads all of
+    /proc)."""
 
     def __init__(self, root, interval=0.1):
         self.root = root
         self.interval = interval
         self.peak_kib = 0
+        self.peak_pss_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -110,6 +133,7 @@ class RssSampler:
                 pids = tree_pids(self.root)
             n += 1
             self.peak_kib = max(self.peak_kib, rss_kib(pids))
+            self.peak_pss_kib = max(self.peak_pss_kib, pss_kib(pids))
             self._stop.wait(self.interval)
 
     def __enter__(self):

@@ -106,6 +106,7 @@ def measure(ctx, sc, server, front, url, log):
         server_cpu_s=server_ticks / procs.CLK_TCK,
         cpu_us_per_req=server_ticks / procs.CLK_TCK / max(res["requests"], 1) * 1e6,
         peak_rss_mib=rss.peak_kib / 1024,
+        peak_pss_mib=rss.peak_pss_kib / 1024,
         other_load_pct=max(other, 0) / procs.CLK_TCK / (wall * os.cpu_count()) * 100,
         busiest_others=busiest(before, after, set(procs.tree_pids(os.getpid(), after))),
     )
