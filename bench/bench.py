@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from harness import chart, report, runner, scenarios, servers  # noqa: E402
+from harness import nginx as harness_nginx  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 
@@ -41,6 +42,9 @@ PEER_NOTES = {
     "so it sits out the 500-thread scenario.",
     "pyruvate": "Pyruvate: bench/launch.py forks the worker processes over one socket; Pyruvate's "
     "defaults, which close each connection (its keep-alive pins a connection to a thread too).",
+    "nginx": "nginx: not a WSGI server but the ceiling: nginx answering the hello scenarios itself "
+    "(return 200) and sending the 1 MiB file (sendfile), with as many workers as the scenario has; "
+    "what wrk can drive on this machine for that response.",
 }
 
 
@@ -187,7 +191,9 @@ def choose_servers(args, versions):
             raise SystemExit(f"unknown server {name}; known: {', '.join(servers.SERVERS)}")
         if name == "rwsgi" and not os.access(args.rwsgi, os.X_OK):
             print(f"rwsgi binary {args.rwsgi} missing: skipping rwsgi", file=sys.stderr)
-        elif name != "rwsgi" and name not in versions:
+        elif name == "nginx" and harness_nginx.binary() is None:
+            print("nginx is not installed: skipping the nginx ceiling", file=sys.stderr)
+        elif name not in ("rwsgi", "nginx") and name not in versions:
             print(f"{name} is not installed in {args.venv}: skipping it", file=sys.stderr)
         else:
             chosen.append(name)

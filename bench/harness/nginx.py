@@ -60,12 +60,14 @@ def location(route, upstream):
     return f"{SCGI_PARAMS}\n        scgi_pass {upstream};"
 
 
+# Each kind of temp path nginx would otherwise put under its compiled-in prefix.
+TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
 def config(prefix, port, route, upstream):
     """The whole nginx.conf for one run."""
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach our 0700 temp dir
-    temps = "\n".join(
-        f"    {kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
+    temps = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in TEMP_KINDS)
     return f"""{user}daemon off;
 master_process on;
 worker_processes 1;

@@ -131,7 +131,7 @@ def run_once(ctx, sc, name, rep):
     that misbehaves (the failure is recorded instead)."""
     workdir = tempfile.mkdtemp(prefix=f"rwsgi-bench-{sc.name}-{name}-")
     listen = listen_for(sc.route, workdir)
-    argv = servers.argv_for(name, ctx.paths, sc, listen, ctx.has_processes)
+    argv = servers.argv_for(name, ctx.paths, sc, listen, ctx.has_processes, workdir, ctx.env)
     log = os.path.join(ctx.logs, f"{sc.name}.{name}.{rep}.log")
     result = {"scenario": sc.name, "server": name, "rep": rep, "argv": argv}
     if ctx.quiet_wait > 0:

@@ -23,10 +23,18 @@ Choices made for fairness, also printed in the results:
   with its defaults, which close each connection (see launch.py for why).
 - rwsgi: `--processes` when the binary has it; until then one process with
   processes x threads Python threads, and the results say so.
+- nginx: not a WSGI server but the ceiling: nginx itself answering the hello
+  scenarios (`return 200`) and sending the 1 MiB file (sendfile), with as
+  many worker processes as the scenario has. What it reaches is what wrk
+  can drive on this machine for that response; a server at that figure is
+  at the load generator's limit.
 """
 
+import os
 import subprocess
 from dataclasses import dataclass, field
+
+from . import nginx
 
 
 @dataclass
@@ -68,9 +76,12 @@ class Server:
     routes: tuple
     max_threads: int = 1_000_000
     notes: list = field(default_factory=list)
+    only: tuple = ()  # scenario names, when the server runs only those
 
     def supports(self, scenario):
         """Whether this server can run `scenario`."""
+        if self.only and scenario.name not in self.only:
+            return False
         return scenario.route in self.routes and scenario.threads <= self.max_threads
 
 
@@ -138,6 +149,7 @@ SERVERS = {
     "granian": Server("granian", HTTP),
     "bjoern": Server("bjoern", HTTP, max_threads=1),
     "pyruvate": Server("pyruvate", HTTP),
+    "nginx": Server("nginx", HTTP, only=("hello-c64", "hello-c256", "file-1m")),
 }
 
 # The Python distribution each peer comes from (for versions and the
@@ -146,8 +158,49 @@ DISTRIBUTIONS = {"uwsgi": "uWSGI", "gunicorn": "gunicorn", "granian": "granian",
                  "bjoern": "bjoern", "pyruvate": "pyruvate"}
 
 
-def argv_for(name, paths, sc, listen, has_processes):
-    """The exact command line that starts server `name` for `sc`."""
+def nginx_ceiling_argv(sc, listen, workdir, env):
+    """nginx answering `sc` itself; writes its config into `workdir`."""
+    prefix = os.path.join(workdir, "ceiling")
+    os.makedirs(prefix, exist_ok=True)
+    if sc.name == "file-1m":
+        path = env["BENCH_FILE"]
+        answer = f"root {os.path.dirname(path)};\n            try_files /{os.path.basename(path)} =404;"
+    else:
+        answer = 'default_type text/plain;\n            return 200 "Hello, World!";'
+    temps = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in nginx.TEMP_KINDS)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = f"""{user}daemon off;
+master_process on;
+worker_processes {sc.processes};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+{temps}
+    server {{
+        listen {listen.addr} backlog=1024;
+        location = / {{
+            {answer}
+        }}
+    }}
+}}
+"""
+    conf_path = os.path.join(prefix, "nginx.conf")
+    with open(conf_path, "w") as f:
+        f.write(conf)
+    return [nginx.binary(), "-p", prefix, "-c", conf_path, "-e", f"{prefix}/error.log"]
+
+
+def argv_for(name, paths, sc, listen, has_processes, workdir, env):
+    """The exact command line that starts server `name` for `sc` (nginx's
+    config goes into `workdir`; `env` is the servers' environment)."""
+    if name == "nginx":
+        return nginx_ceiling_argv(sc, listen, workdir, env)
     if name == "rwsgi":
         return rwsgi_argv(paths, sc, listen, has_processes)
     if name == "uwsgi":
