@@ -65,12 +65,18 @@ TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 def config(prefix, port, route, upstream):
-    """The whole nginx.conf for one run."""
+    """The whole nginx.conf for one run in front of a server."""
+    return conf_text(prefix, f"127.0.0.1:{port}", f"location / {{{location(route, upstream)}\n        }}")
+
+
+def conf_text(prefix, listen, location_block, workers=1, http_extra=""):
+    """An nginx.conf keeping every file under `prefix`, with one server on
+    `listen` whose `location` block is given whole."""
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach our 0700 temp dir
     temps = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in TEMP_KINDS)
     return f"""{user}daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{
@@ -78,11 +84,10 @@ events {{
 }}
 http {{
     access_log off;
-{temps}
+{http_extra}{temps}
     server {{
-        listen 127.0.0.1:{port} backlog=1024;
-        location / {{{location(route, upstream)}
-        }}
+        listen {listen} backlog=1024;
+        {location_block}
     }}
 }}
 """

@@ -167,29 +167,9 @@ def nginx_ceiling_argv(sc, listen, workdir, env):
         answer = f"root {os.path.dirname(path)};\n            try_files /{os.path.basename(path)} =404;"
     else:
         answer = 'default_type text/plain;\n            return 200 "Hello, World!";'
-    temps = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in nginx.TEMP_KINDS)
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = f"""{user}daemon off;
-master_process on;
-worker_processes {sc.processes};
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{
-    worker_connections 4096;
-}}
-http {{
-    access_log off;
-    sendfile on;
-    keepalive_requests 1000000;
-{temps}
-    server {{
-        listen {listen.addr} backlog=1024;
-        location = / {{
-            {answer}
-        }}
-    }}
-}}
-"""
+    block = f"location = / {{\n            {answer}\n        }}"
+    extra = "    sendfile on;\n    keepalive_requests 1000000;\n"
+    conf = nginx.conf_text(prefix, listen.addr, block, workers=sc.processes, http_extra=extra)
     conf_path = os.path.join(prefix, "nginx.conf")
     with open(conf_path, "w") as f:
         f.write(conf)
