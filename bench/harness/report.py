@@ -98,6 +98,39 @@ def scenario_table(sc_name, by_server, order):
     return lines
 
 
+def versus_table(summaries, scenario_names):
+    """rwsgi against the best peer of each scenario (most req/s; nginx,
+    the ceiling, is not a peer), as ratios measured in this one run."""
+    lines = [
+        "## rwsgi against the best peer",
+        "",
+        "Ratios from the medians above. The ceiling is nginx answering the same request itself "
+        "(the load generator's limit for that response), where measured.",
+        "",
+        "| scenario | rwsgi req/s | best peer | its req/s | req/s ratio | rwsgi CPU µs/req | "
+        "peer CPU µs/req | ceiling req/s | rwsgi peak RSS / PSS MiB | peer peak RSS / PSS MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sc_name in scenario_names:
+        by_server = summaries.get(sc_name, {})
+        ours = by_server.get("rwsgi")
+        peers = {n: s for n, s in by_server.items() if n not in ("rwsgi", "nginx") and "rps" in s}
+        if not ours or "rps" not in ours or not peers:
+            continue
+        best_name, best = max(peers.items(), key=lambda kv: kv[1]["rps"])
+        ceiling = by_server.get("nginx", {}).get("rps")
+
+        def memory(s):
+            return f"{s['peak_rss_mib']:.1f} / {fmt(s.get('peak_pss_mib'), '.1f')}"
+
+        lines.append(
+            f"| {sc_name} | {ours['rps']:,.0f} | {best_name} | {best['rps']:,.0f} | "
+            f"{ours['rps'] / best['rps']:.2f} | {ours['cpu_us_per_req']:,.1f} | {best['cpu_us_per_req']:,.1f} | "
+            f"{fmt(ceiling, ',.0f')} | {memory(ours)} | {memory(best)} |"
+        )
+    return lines + [""]
+
+
 def command_lines(runs):
     """The exact command lines, one block per scenario (first repetition)."""
     lines = ["## Command lines", "", "Socket paths and ports change from run to run.", ""]
@@ -143,8 +176,10 @@ def write_markdown(path, meta, runs, order, chart_name=None):
               "divided by the requests served; other load is the CPU that processes outside the "
               "benchmark used meanwhile, in % of all cores (⚠ above "
               f"{LOAD_WARNING_PCT:.0f} %: the run shared the machine).", ""]
-    for sc_name in [s for s in meta["scenarios"] if s in summaries]:
+    names = [s for s in meta["scenarios"] if s in summaries]
+    for sc_name in names:
         lines += scenario_table(sc_name, summaries[sc_name], order) + [""]
+    lines += versus_table(summaries, names)
     lines += command_lines(runs)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
