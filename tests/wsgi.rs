@@ -362,6 +362,69 @@ fn header_with_crlf_becomes_a_500_not_a_split_response() {
 }
 
 #[test]
+fn header_values_go_out_as_latin1_bytes_without_surrounding_spaces() {
+    use std::io::{Read, Write};
+    let server = pep3333("1");
+    let mut conn = std::net::TcpStream::connect(&server.http).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /latin1-headers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+    let has = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"\r\nX-Latin: caf\xe9\r\n"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(
+        has(b"\r\nX-Padded: v\r\n"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(
+        has(b"\r\nX-After: ok\r\n"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(
+        raw.ends_with(b"headers"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
+
+#[test]
+fn non_latin1_header_value_or_bad_header_name_becomes_a_500() {
+    let server = pep3333("1");
+    for target in ["/non-latin1-header", "/bad-header-name"] {
+        let r = server.get(Proto::Http, target);
+        assert_eq!(r.status, 500, "{target}");
+        assert!(!r.text().contains("should never be sent"), "{target}");
+    }
+    assert!(server.wait_log("is not latin-1", 5), "{}", server.log());
+    assert!(
+        server.wait_log("invalid header name", 5),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn an_app_changing_its_environ_does_not_change_the_next_one() {
+    let server = pep3333("1");
+    for _ in 0..3 {
+        let v = json(&server.get(Proto::Http, "/mutate-environ"));
+        assert_eq!(v["scheme"], "http");
+        assert_eq!(v["leaked"], false);
+        assert_eq!(v["version"], serde_json::json!([1, 0]));
+    }
+    let v = json(&server.get(Proto::Http, "/environ"));
+    assert_eq!(v["environ"]["wsgi.run_once"], false);
+}
+
+#[test]
 fn malformed_status_becomes_a_500() {
     let server = pep3333("1");
     let r = server.get(Proto::Uwsgi, "/bad-status");

@@ -53,6 +53,15 @@ def environ_route(environ, start_response):
                                   "input_type": type(environ["wsgi.input"]).__name__})
 
 
+def mutate_environ_route(environ, start_response):
+    seen = {"scheme": environ["wsgi.url_scheme"], "leaked": "rwsgi.test.leak" in environ,
+            "version": list(environ["wsgi.version"])}
+    environ["wsgi.url_scheme"] = "mutated"
+    environ["rwsgi.test.leak"] = True
+    del environ["wsgi.run_once"]
+    return _json(start_response, seen)
+
+
 def input_route(environ, start_response):
     """Reads the body with the method named in the query string."""
     inp = environ["wsgi.input"]
@@ -99,6 +108,22 @@ def digest_route(environ, start_response):
 
 def bad_header_route(environ, start_response):
     start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: injected=1")])
+    return [b"should never be sent"]
+
+
+def latin1_headers_route(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Latin", "caf\u00e9"),
+                              ("X-Padded", "  v  "), ("X-After", "ok")])
+    return [b"headers"]
+
+
+def non_latin1_header_route(environ, start_response):
+    start_response("200 OK", [("X-Snowman", "snow \u2603")])
+    return [b"should never be sent"]
+
+
+def bad_header_name_route(environ, start_response):
+    start_response("200 OK", [("Bad Name", "x")])
     return [b"should never be sent"]
 
 
@@ -235,9 +260,13 @@ def empty_route(environ, start_response):
 ROUTES = {
     "/environ": environ_route,
     "/input": input_route,
+    "/mutate-environ": mutate_environ_route,
     "/digest": digest_route,
     "/bad-header": bad_header_route,
     "/bad-status": bad_status_route,
+    "/latin1-headers": latin1_headers_route,
+    "/non-latin1-header": non_latin1_header_route,
+    "/bad-header-name": bad_header_name_route,
     "/exc-info-before": exc_info_before_route,
     "/exc-info-after": exc_info_after_route,
     "/write": write_route,
