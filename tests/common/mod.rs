@@ -39,11 +39,31 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // A port from the kernel's ephemeral range (what binding port 0 gives)
+    // can be taken by any test's outgoing connection before the server
+    // binds it, so ports come from below that range instead, handed out in
+    // turn; each test binary starts at its own offset.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    const LOW: usize = 10_000;
+    let high = ephemeral_low().max(LOW + 1_000);
+    let span = high - LOW;
+    let start = std::process::id() as usize * 97;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {high}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 if unknown).
+fn ephemeral_low() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// The test virtualenv (made by `scripts/test.sh`) with Flask, Django...
