@@ -49,6 +49,18 @@ impl RequestLabel {
     }
 }
 
+impl RequestLabel {
+    /// The method, as sent.
+    pub fn method(&self) -> &Bytes {
+        &self.method
+    }
+
+    /// The request target, as sent.
+    pub fn uri(&self) -> &Bytes {
+        &self.uri
+    }
+}
+
 impl std::fmt::Display for RequestLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -4,7 +4,6 @@
 //! Every exit path drains first: in-flight requests finish, up to
 //! `--shutdown-timeout`.
 
-use crate::exchange::RequestLabel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use tokio::sync::Notify;
 use super::scoreboard::{Recycle, Scoreboard};
 use super::{exit_code, SCOREBOARD};
 use crate::config::Cli;
-use crate::exchange::{PoolObserver, ServiceTime};
+use crate::exchange::{PoolObserver, RequestLabel, ServiceTime};
 use crate::protocol::Protocol;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
 use crate::server::{AccessLog, Inline, Lifecycle, Observer, Shared, Timeouts};

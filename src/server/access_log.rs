@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::exchange::RequestLabel;
 use crate::protocol::{Protocol, Request};
 
 /// Which requests get an access-log line.
@@ -29,17 +30,15 @@ pub struct AccessLog {
 pub struct RequestInfo {
     /// The client: the socket peer for HTTP, nginx's REMOTE_ADDR behind it.
     remote_addr: Bytes,
-    /// `GET`.
-    method: Bytes,
-    /// The request target as sent.
-    uri: Bytes,
+    /// The method and the target as sent.
+    label: RequestLabel,
     /// `HTTP/1.1`.
     server_protocol: Bytes,
 }
 
 impl RequestInfo {
-    /// The access-log facts of `request`.
-    pub fn of(request: &Request) -> Self {
+    /// The access-log facts of `request`, whose label is `label`.
+    pub fn of(request: &Request, label: &RequestLabel) -> Self {
         let var = |key: &[u8], default: &'static [u8]| {
             request
                 .var(key)
@@ -48,12 +47,7 @@ impl RequestInfo {
         };
         RequestInfo {
             remote_addr: var(b"REMOTE_ADDR", b"-"),
-            method: var(b"REQUEST_METHOD", b"-"),
-            uri: request
-                .var(b"REQUEST_URI")
-                .or_else(|| request.var(b"PATH_INFO"))
-                .cloned()
-                .unwrap_or_else(|| Bytes::from_static(b"-")),
+            label: label.clone(),
             server_protocol: var(b"SERVER_PROTOCOL", b"HTTP/1.1"),
         }
     }
@@ -94,8 +88,8 @@ impl AccessLog {
         let request = entry.request;
         let (remote_addr, method, uri, server_protocol) = (
             text(&request.remote_addr),
-            text(&request.method),
-            text(&request.uri),
+            text(request.label.method()),
+            text(request.label.uri()),
             text(&request.server_protocol),
         );
         tracing::info!(

@@ -277,7 +277,7 @@ async fn serve_request<S: Stream>(
             After::Close
         };
     }
-    let info = RequestInfo::of(&request);
+    let info = RequestInfo::of(&request, &label);
     let shape = RequestShape {
         protocol: ctx.protocol,
         head: request.head,

@@ -3,7 +3,6 @@
 //! the rest of the body is fed to `wsgi.input`), or inline on this thread a
 //! step at a time; plus the 503 for a full queue and the 504 of harakiri.
 
-use crate::exchange::RequestLabel;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use super::body::{BodyError, BodyFeed};
 use super::respond::{Next, ResponseWriter};
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer};
-use crate::exchange::{Event, EventSink, InlineRunner, Job};
+use crate::exchange::{Event, EventSink, InlineRunner, Job, RequestLabel};
 use crate::protocol::response::{reason, simple_response};
 
 /// Response events buffered between the app's thread and the socket.

@@ -25,7 +25,6 @@ mod respond;
 mod static_files;
 mod stream;
 
-use crate::exchange::RequestLabel;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,7 +36,7 @@ use tokio::sync::{watch, Notify};
 pub use access_log::AccessLog;
 pub use static_files::{parse_safe_path, StaticFiles, StaticMap};
 
-use crate::exchange::Dispatch;
+use crate::exchange::{Dispatch, RequestLabel};
 use crate::protocol::{Limits, Protocol, Request};
 
 /// Settings and services every connection of a worker shares.

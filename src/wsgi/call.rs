@@ -2,7 +2,6 @@
 //! its body as it is produced, and always call the iterable's `close()`:
 //! after success, after an exception, and when the client went away.
 
-use crate::exchange::RequestLabel;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
@@ -11,7 +10,7 @@ use super::environ::{self, WorkerFacts};
 use super::file_wrapper::FileWrapper;
 use super::interpreter::LoadedApp;
 use super::responder::{Disconnected, Responder};
-use crate::exchange::{Event, Job};
+use crate::exchange::{Event, Job, RequestLabel};
 
 /// Body pieces up to this size are copied; larger ones are shared with the
 /// Python bytes object (no copy).

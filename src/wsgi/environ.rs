@@ -2,7 +2,6 @@
 //! String values are the raw bytes decoded as latin-1, so a UTF-8 path
 //! `/caf%C3%A9` arrives as `'cafÃ©'`, as the PEP requires.
 
-use crate::exchange::RequestLabel;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -10,7 +9,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::errors::ErrorStream;
 use super::input::Input;
-use crate::exchange::Body;
+use crate::exchange::{Body, RequestLabel};
 use crate::protocol::Request;
 
 /// Per-worker facts every environ carries.

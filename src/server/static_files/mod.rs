@@ -41,7 +41,6 @@ mod reply;
 mod resolve;
 mod send;
 
-use crate::exchange::RequestLabel;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -53,6 +52,7 @@ use self::conditional::Conditions;
 use self::reply::{Lookup, Reply};
 use super::stream::Stream;
 use super::{ListenerContext, Peer};
+use crate::exchange::RequestLabel;
 use crate::protocol::Request;
 
 /// One `--static-map /prefix=DIR`.

@@ -3,13 +3,13 @@
 //! app response, and reads and drops a request body so an HTTP
 //! connection can be kept.
 
-use crate::exchange::RequestLabel;
 use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use super::reply::{Payload, Reply};
+use crate::exchange::RequestLabel;
 use crate::protocol::response::{choose_framing, encode_head, Framing, RequestShape, ResponseHead};
 use crate::protocol::{BodyFraming, Request};
 use crate::server::access_log::{Entry, RequestInfo};
@@ -77,7 +77,7 @@ pub(super) async fn send<S: Stream>(
         observer.request_finished(ctx.protocol, code, body_bytes, elapsed);
     }
     shared.access_log.record(&Entry {
-        request: &RequestInfo::of(request),
+        request: &RequestInfo::of(request, label),
         protocol: ctx.protocol,
         status: code,
         bytes: body_bytes,
