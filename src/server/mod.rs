@@ -316,6 +316,9 @@ impl ListenerContext {
                 None,
             ]
         };
+        request
+            .vars
+            .reserve(present.iter().filter(|p| !**p).count());
         for (i, (key, default)) in DEFAULTED.iter().enumerate() {
             if present[i] {
                 continue;

@@ -98,7 +98,7 @@ pub(super) fn build(
     let parts = target::split(method, &head[line.target.clone()])?;
     let http10 = line.minor == 0;
     let at = line.target.start;
-    let mut vars = Vec::with_capacity(5 + fields.len());
+    let mut vars = Vec::with_capacity(5 + fields.len() + crate::protocol::CONNECTION_VARS);
     vars.push((var(b"REQUEST_METHOD"), head.slice(line.method.clone())));
     vars.push((var(b"REQUEST_URI"), head.slice(line.target.clone())));
     vars.push((var(b"PATH_INFO"), target::path_info(head, at, parts.path)));
