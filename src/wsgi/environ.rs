@@ -2,7 +2,8 @@
 //! String values are the raw bytes decoded as latin-1, so a UTF-8 path
 //! `/caf%C3%A9` arrives as `'cafÃ©'`, as the PEP requires.
 
-use bytes::Bytes;
+use std::cell::RefCell;
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -49,7 +50,8 @@ pub fn build<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = template(py, facts, file_wrapper)?.copy()?;
     for (key, value) in &request.vars {
-        environ.set_item(key_str(py, key), latin1(py, value))?;
+        let known = known_index(key);
+        environ.set_item(key_str(py, key, known), value_str(py, known, value))?;
     }
     if is_https(request) {
         environ.set_item(pyo3::intern!(py, "wsgi.url_scheme"), "https")?;
@@ -105,62 +107,124 @@ extern "C" {
     fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
 }
 
+/// The variables most requests carry, and whether a value's str may be
+/// kept for the next request ([`value_str`]): not for credentials, which
+/// would then stay in memory after their request.
+const KNOWN: [(&str, bool); 39] = [
+    ("REQUEST_METHOD", true),
+    ("REQUEST_URI", true),
+    ("PATH_INFO", true),
+    ("QUERY_STRING", true),
+    ("SERVER_PROTOCOL", true),
+    ("SCRIPT_NAME", true),
+    ("SERVER_NAME", true),
+    ("SERVER_PORT", true),
+    ("REMOTE_ADDR", true),
+    ("REMOTE_PORT", true),
+    ("CONTENT_TYPE", true),
+    ("CONTENT_LENGTH", true),
+    ("DOCUMENT_ROOT", true),
+    ("DOCUMENT_URI", true),
+    ("REQUEST_SCHEME", true),
+    ("HTTPS", true),
+    ("HTTP_HOST", true),
+    ("HTTP_USER_AGENT", true),
+    ("HTTP_ACCEPT", true),
+    ("HTTP_ACCEPT_ENCODING", true),
+    ("HTTP_ACCEPT_LANGUAGE", true),
+    ("HTTP_CONNECTION", true),
+    ("HTTP_REFERER", true),
+    ("HTTP_CACHE_CONTROL", true),
+    ("HTTP_UPGRADE_INSECURE_REQUESTS", true),
+    ("HTTP_X_FORWARDED_FOR", true),
+    ("HTTP_X_FORWARDED_PROTO", true),
+    ("HTTP_X_REAL_IP", true),
+    ("HTTP_ORIGIN", true),
+    ("HTTP_SEC_FETCH_SITE", true),
+    ("HTTP_SEC_FETCH_MODE", true),
+    ("HTTP_SEC_FETCH_DEST", true),
+    ("HTTP_DNT", true),
+    ("HTTP_PRAGMA", true),
+    ("HTTP_IF_NONE_MATCH", true),
+    ("HTTP_IF_MODIFIED_SINCE", true),
+    ("HTTP_COOKIE", false),
+    ("HTTP_AUTHORIZATION", false),
+    ("HTTP_PROXY_AUTHORIZATION", false),
+];
+
+/// The index of `key` in [`KNOWN`].
+fn known_index(key: &[u8]) -> Option<usize> {
+    KNOWN.iter().position(|(name, _)| name.as_bytes() == key)
+}
+
 /// Variable names are interned: the same few dozen come with every request.
-/// The common ones are looked up without hashing (each is created once per
-/// interpreter); the rest through Python's interning table.
-fn key_str<'py>(py: Python<'py>, key: &Bytes) -> Bound<'py, PyString> {
-    macro_rules! known {
-        ($($name:literal),* $(,)?) => {
-            match key.as_ref() {
-                $(k if k == $name.as_bytes() => return pyo3::intern!(py, $name).clone(),)*
-                _ => {}
-            }
-        };
+/// The known ones are created once per interpreter and found without
+/// hashing; the rest go through Python's interning table.
+fn key_str<'py>(py: Python<'py>, key: &[u8], known: Option<usize>) -> Bound<'py, PyString> {
+    static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+    if let Some(i) = known {
+        let keys = KEYS.get_or_init(py, || {
+            KNOWN
+                .iter()
+                .map(|(name, _)| PyString::intern(py, name).unbind())
+                .collect()
+        });
+        return keys[i].bind(py).clone();
     }
-    known!(
-        "REQUEST_METHOD",
-        "REQUEST_URI",
-        "PATH_INFO",
-        "QUERY_STRING",
-        "SERVER_PROTOCOL",
-        "SCRIPT_NAME",
-        "SERVER_NAME",
-        "SERVER_PORT",
-        "REMOTE_ADDR",
-        "REMOTE_PORT",
-        "CONTENT_TYPE",
-        "CONTENT_LENGTH",
-        "DOCUMENT_ROOT",
-        "DOCUMENT_URI",
-        "REQUEST_SCHEME",
-        "HTTPS",
-        "HTTP_HOST",
-        "HTTP_USER_AGENT",
-        "HTTP_ACCEPT",
-        "HTTP_ACCEPT_ENCODING",
-        "HTTP_ACCEPT_LANGUAGE",
-        "HTTP_CONNECTION",
-        "HTTP_COOKIE",
-        "HTTP_REFERER",
-        "HTTP_CACHE_CONTROL",
-        "HTTP_UPGRADE_INSECURE_REQUESTS",
-        "HTTP_X_FORWARDED_FOR",
-        "HTTP_X_FORWARDED_PROTO",
-        "HTTP_X_REAL_IP",
-        "HTTP_ORIGIN",
-        "HTTP_AUTHORIZATION",
-        "HTTP_SEC_FETCH_SITE",
-        "HTTP_SEC_FETCH_MODE",
-        "HTTP_SEC_FETCH_DEST",
-        "HTTP_DNT",
-        "HTTP_PRAGMA",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_IF_MODIFIED_SINCE",
-    );
     match std::str::from_utf8(key) {
         Ok(s) => PyString::intern(py, s),
         Err(_) => latin1(py, key),
     }
+}
+
+/// Values longer than this are decoded afresh each time.
+const REUSE_MAX: usize = 96;
+
+/// The latest value of one known variable on this thread, with its str.
+struct Recent {
+    bytes: Vec<u8>,
+    /// A strong reference, held until a different value replaces it.
+    string: *mut pyo3::ffi::PyObject,
+}
+
+thread_local! {
+    /// Per Python thread, indexed like [`KNOWN`].
+    static RECENT: RefCell<Vec<Recent>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A variable's value as a str. Most values repeat from request to
+/// request (the method, the protocol, the server's name and port, the
+/// client's address, the Host header): a repeat of a known variable's
+/// latest value on this thread reuses its str (strs are immutable), which
+/// saves decoding it and, after the request, freeing it.
+fn value_str<'py>(py: Python<'py>, known: Option<usize>, value: &[u8]) -> Bound<'py, PyString> {
+    let Some(i) = known.filter(|&i| KNOWN[i].1 && value.len() <= REUSE_MAX) else {
+        return latin1(py, value);
+    };
+    RECENT.with_borrow_mut(|recent| {
+        if recent.is_empty() {
+            recent.resize_with(KNOWN.len(), || Recent {
+                bytes: Vec::new(),
+                string: std::ptr::null_mut(),
+            });
+        }
+        let slot = &mut recent[i];
+        if !slot.string.is_null() && slot.bytes == value {
+            // SAFETY: `slot.string` is a str this thread holds a reference
+            // to; we are attached to the interpreter.
+            return unsafe { Bound::from_borrowed_ptr(py, slot.string).cast_into_unchecked() };
+        }
+        let fresh = latin1(py, value);
+        let old = std::mem::replace(&mut slot.string, fresh.clone().into_ptr());
+        if !old.is_null() {
+            // SAFETY: the reference the slot held; freeing a str runs no
+            // Python code.
+            unsafe { pyo3::ffi::Py_DECREF(old) };
+        }
+        slot.bytes.clear();
+        slot.bytes.extend_from_slice(value);
+        fresh
+    })
 }
 
 /// Whether the proxy says the client used TLS (`HTTPS=on` from nginx's
