@@ -34,30 +34,47 @@ impl ResponseHead<'_> {
     /// The three-digit status code (0 if the status is malformed, which the
     /// WSGI layer never lets through).
     pub fn code(&self) -> u16 {
-        self.status
-            .get(..3)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0)
+        match self.status {
+            [a, b, c, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => 0,
+        }
     }
 
-    /// The app's Content-Length header, if it sent a valid one.
-    fn content_length(&self) -> Option<u64> {
-        self.header(b"content-length")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse().ok())
+    /// What the head's encoding needs to know of the app's headers, found
+    /// in one pass over them.
+    fn seen(&self) -> Seen {
+        let mut seen = Seen::default();
+        let mut length_seen = false;
+        for (name, value) in self.headers {
+            // Compare lengths first: most names are none of these.
+            match name.len() {
+                // The first Content-Length counts, as for any header.
+                14 if !length_seen && name.eq_ignore_ascii_case(b"content-length") => {
+                    length_seen = true;
+                    seen.content_length = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok());
+                }
+                6 if name.eq_ignore_ascii_case(b"server") => seen.server = true,
+                4 if name.eq_ignore_ascii_case(b"date") => seen.date = true,
+                _ => {}
+            }
+        }
+        seen
     }
+}
 
-    fn header(&self, name: &[u8]) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
-    }
-
-    fn has_header(&self, name: &[u8]) -> bool {
-        self.header(name).is_some()
-    }
+/// The app's headers that change what the server adds.
+#[derive(Debug, Default)]
+struct Seen {
+    /// A valid Content-Length header's value.
+    content_length: Option<u64>,
+    /// A Server header.
+    server: bool,
+    /// A Date header.
+    date: bool,
 }
 
 /// Facts about the request that shape the response head.
@@ -79,7 +96,7 @@ pub fn choose_framing(head: &ResponseHead<'_>, req: RequestShape) -> Framing {
     if req.head || (100..200).contains(&code) || code == 204 || code == 304 {
         return Framing::Empty;
     }
-    if let Some(len) = head.content_length().or(head.known_length) {
+    if let Some(len) = head.seen().content_length.or(head.known_length) {
         return Framing::Length(len);
     }
     // Chunked even when the connection closes afterwards: the last chunk
@@ -104,6 +121,7 @@ pub fn encode_head(
     date: &[u8],
 ) -> bool {
     let keep_alive = req.protocol == Protocol::Http && req.keep_alive && framing != Framing::Close;
+    let seen = head.seen();
     match req.protocol {
         Protocol::Scgi => {
             out.put_slice(b"Status: ");
@@ -125,15 +143,15 @@ pub fn encode_head(
         put_header(out, name, value);
     }
     if req.protocol == Protocol::Http {
-        if !head.has_header(b"server") {
+        if !seen.server {
             out.put_slice(b"Server: rwsgi\r\n");
         }
-        if !head.has_header(b"date") {
+        if !seen.date {
             put_header(out, b"Date", date);
         }
         match framing {
             Framing::Chunked => out.put_slice(b"Transfer-Encoding: chunked\r\n"),
-            Framing::Length(len) if head.content_length().is_none() => {
+            Framing::Length(len) if seen.content_length.is_none() => {
                 put_header(out, b"Content-Length", itoa(len).as_bytes())
             }
             _ => {}
@@ -144,7 +162,7 @@ pub fn encode_head(
             out.put_slice(b"Connection: keep-alive\r\n");
         }
     } else if let Framing::Length(len) = framing {
-        if head.content_length().is_none() && !req.head {
+        if seen.content_length.is_none() && !req.head {
             put_header(out, b"Content-Length", itoa(len).as_bytes());
         }
     }

@@ -85,10 +85,7 @@ impl AppCall {
             }
         };
         let result = environ::build(py, &request, body, &label, facts, app.file_wrapper.bind(py))
-            .and_then(|environ| {
-                let start_response = responder.getattr(pyo3::intern!(py, "start_response"))?;
-                app.callable.bind(py).call1((environ, start_response))
-            });
+            .and_then(|environ| app.callable.bind(py).call1((environ, &responder)));
         match result {
             Ok(iterable) => Ok(AppCall {
                 responder: responder.unbind(),

@@ -130,9 +130,11 @@ impl Responder {
 
 #[pymethods]
 impl Responder {
-    /// PEP 3333 `start_response(status, response_headers, exc_info=None)`.
+    /// PEP 3333 `start_response(status, response_headers, exc_info=None)`:
+    /// the responder itself is what the app gets as `start_response` (a
+    /// bound method would be one more object made and freed per request).
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn start_response<'py>(
+    fn __call__<'py>(
         slf: Bound<'py, Self>,
         status: &Bound<'py, PyAny>,
         headers: &Bound<'py, PyAny>,
@@ -150,8 +152,7 @@ impl Responder {
                     "start_response called a second time without exc_info",
                 ));
             }
-            let status = validate_status(status)?;
-            let headers = validate_headers(headers)?;
+            let (status, headers) = validate(status, headers)?;
             this.status = Some(status);
             this.headers = headers;
         }
@@ -185,20 +186,41 @@ fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
     }
 }
 
-/// A status must be a str `NNN Reason`, latin-1, without control characters.
-fn validate_status(status: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+/// Checks the status and headers and copies them into one buffer, handed
+/// out as slices of it: one allocation for the whole head rather than one
+/// per name and value.
+fn validate(
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<(Bytes, Vec<(Bytes, Bytes)>)> {
+    let mut arena = Vec::with_capacity(256);
+    validate_status(status, &mut arena)?;
+    let status_end = arena.len();
+    let spans = validate_headers(headers, &mut arena)?;
+    let arena = Bytes::from(arena);
+    let headers = spans
+        .into_iter()
+        .map(|(name, value)| (arena.slice(name), arena.slice(value)))
+        .collect();
+    Ok((arena.slice(..status_end), headers))
+}
+
+/// A status must be a str `NNN Reason`, latin-1, without control
+/// characters. Appended to `arena`.
+fn validate_status(status: &Bound<'_, PyAny>, arena: &mut Vec<u8>) -> PyResult<()> {
     let text = status
         .cast::<PyString>()
         .map_err(|_| {
             PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
         })?
         .to_str()?;
-    let bytes = latin1_bytes(text, "status")?;
+    push_latin1_str(arena, text, "status")?;
+    let bytes = &arena[..];
     let well_formed = bytes.len() >= 4
         && bytes[..3].iter().all(u8::is_ascii_digit)
         && bytes[3] == b' '
         && bytes[0] != b'0';
-    if !well_formed || bytes.len() < 3 {
+    if !well_formed {
         return Err(PyValueError::new_err(format!(
             "status must look like '200 OK', got {text:?}"
         )));
@@ -208,21 +230,25 @@ fn validate_status(status: &Bound<'_, PyAny>) -> PyResult<Bytes> {
             "status contains a control character: {text:?}"
         )));
     }
-    Ok(Bytes::from(bytes))
+    Ok(())
 }
 
+/// Where a name or value is in the head's buffer.
+type Span = std::ops::Range<usize>;
+
 /// Headers must be a list of (str, str) tuples: token names, latin-1
-/// values without CR, LF or other control characters. Names and values
-/// are copied into one buffer and handed out as slices of it: one
-/// allocation for the whole list rather than one per name and value.
-fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
+/// values without CR, LF or other control characters. Names and values are
+/// appended to `arena`; the result is where each pair is in it.
+fn validate_headers(
+    headers: &Bound<'_, PyAny>,
+    arena: &mut Vec<u8>,
+) -> PyResult<Vec<(Span, Span)>> {
     let list = headers.cast::<pyo3::types::PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
             "response_headers must be a list, not {}",
             type_name(headers)
         ))
     })?;
-    let mut arena = Vec::with_capacity(256);
     let mut spans = Vec::with_capacity(list.len());
     for item in list.iter() {
         let pair = item.cast::<PyTuple>().map_err(|_| {
@@ -237,7 +263,7 @@ fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>>
             ));
         }
         let name_start = arena.len();
-        push_latin1(&mut arena, &pair.get_item(0)?, "header name")?;
+        push_latin1(arena, &pair.get_item(0)?, "header name")?;
         let name = name_start..arena.len();
         if name.is_empty() || !arena[name.clone()].iter().all(|&b| is_token(b)) {
             return Err(PyValueError::new_err(format!(
@@ -246,7 +272,7 @@ fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>>
             )));
         }
         let value_start = arena.len();
-        push_latin1(&mut arena, &pair.get_item(1)?, "header value")?;
+        push_latin1(arena, &pair.get_item(1)?, "header value")?;
         let value = &arena[value_start..];
         if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(PyValueError::new_err(format!(
@@ -261,11 +287,7 @@ fn validate_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>>
         let value = value_start + lead..value_start + lead + trimmed.len();
         spans.push((name, value));
     }
-    let arena = Bytes::from(arena);
-    Ok(spans
-        .into_iter()
-        .map(|(name, value)| (arena.slice(name), arena.slice(value)))
-        .collect())
+    Ok(spans)
 }
 
 /// Appends a header name or value, which must be a latin-1 str, to `out`.
@@ -274,23 +296,26 @@ fn push_latin1(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, what: &str) -> PyResul
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(obj))))?
         .to_str()?;
+    push_latin1_str(out, text, what)
+}
+
+/// Appends `text` encoded as latin-1, refusing characters past U+00FF.
+fn push_latin1_str(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
     if text.is_ascii() {
         out.extend_from_slice(text.as_bytes());
         return Ok(());
     }
-    out.extend(latin1_bytes(text, what)?);
-    Ok(())
-}
-
-/// Encodes `text` as latin-1, refusing characters past U+00FF.
-fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
-    if text.is_ascii() {
-        return Ok(text.as_bytes().to_vec());
+    for c in text.chars() {
+        match u8::try_from(u32::from(c)) {
+            Ok(b) => out.push(b),
+            Err(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "{what} is not latin-1: {text:?}"
+                )))
+            }
+        }
     }
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).ok())
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| PyValueError::new_err(format!("{what} is not latin-1: {text:?}")))
+    Ok(())
 }
 
 /// RFC 9110 token characters.
