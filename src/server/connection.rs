@@ -3,7 +3,9 @@
 //! to the app's thread pool and writes the response as it is produced, in
 //! order, one request at a time (pipelined requests wait in the buffer).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -82,25 +84,26 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     let mut buf = BytesMut::new();
     let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
     let mut served = 0u64;
+    let mut idle = Idle::new(&ctx.shared);
     loop {
         let lifecycle = &ctx.shared.lifecycle;
-        let request =
-            match read_head(&mut stream, &mut buf, &mut decoder, &ctx.shared, served).await {
-                Ok(Some(request)) => request,
-                Ok(None) => return,
-                Err(HeadError::Timeout) => {
-                    head_timed_out(&mut stream, &ctx, &peer, buf.len()).await;
-                    return;
-                }
-                Err(HeadError::Protocol(e)) => {
-                    reject(&mut stream, &ctx, &peer, &e).await;
-                    return;
-                }
-                Err(HeadError::Io(e)) => {
-                    tracing::debug!(peer = %peer, "connection error before a request: {e}");
-                    return;
-                }
-            };
+        let request = match read_head(&mut stream, &mut buf, &mut decoder, &mut idle, served).await
+        {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(HeadError::Timeout) => {
+                head_timed_out(&mut stream, &ctx, &peer, buf.len()).await;
+                return;
+            }
+            Err(HeadError::Protocol(e)) => {
+                reject(&mut stream, &ctx, &peer, &e).await;
+                return;
+            }
+            Err(HeadError::Io(e)) => {
+                tracing::debug!(peer = %peer, "connection error before a request: {e}");
+                return;
+            }
+        };
         served += 1;
         match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
             After::KeepAlive if !lifecycle.is_draining() => continue,
@@ -110,6 +113,54 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     spare_buffers::give(buf);
     // Dropping the stream closes it (and sends the FIN): a shutdown()
     // first would only add a syscall per connection.
+}
+
+/// Waits for a keep-alive connection's next request, until the keep-alive
+/// timeout or a drain. The timer and the drain subscription are made on
+/// the first wait and kept for the connection's life: making, arming and
+/// dropping them on every request cost more than the rest of the wait. The
+/// timer is only re-armed when it fires before the current wait's deadline.
+struct Idle<'a> {
+    shared: &'a Shared,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    drained: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+}
+
+impl<'a> Idle<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        Idle {
+            shared,
+            timer: None,
+            drained: None,
+        }
+    }
+
+    /// `Ok(true)`: the next request's bytes are readable. `Ok(false)`: the
+    /// keep-alive timeout passed, or the server is draining.
+    async fn wait<S: Stream>(&mut self, stream: &S) -> std::io::Result<bool> {
+        let deadline = tokio::time::Instant::now() + self.shared.timeouts.keepalive;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let lifecycle = &self.shared.lifecycle;
+        let drained = self
+            .drained
+            .get_or_insert_with(|| Box::pin(lifecycle.drained()));
+        loop {
+            tokio::select! {
+                biased;
+                ready = stream.readable() => return ready.map(|()| true),
+                () = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(false);
+                    }
+                    // Armed for an earlier wait: wait out this one's time.
+                    timer.as_mut().reset(deadline);
+                }
+                () = drained.as_mut() => return Ok(false),
+            }
+        }
+    }
 }
 
 enum HeadError {
@@ -135,9 +186,10 @@ async fn read_head<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
-    shared: &Shared,
+    idle: &mut Idle<'_>,
     served: u64,
 ) -> Result<Option<Request>, HeadError> {
+    let shared = idle.shared;
     let timeouts = shared.timeouts;
     let lifecycle = &shared.lifecycle;
     let mut deadline = (served == 0).then(|| Instant::now() + timeouts.header);
@@ -156,14 +208,10 @@ async fn read_head<S: Stream>(
                 // buffer goes back to the worker's spares for the next
                 // connection that has bytes to read.
                 spare_buffers::give(std::mem::take(buf));
-                tokio::select! {
-                    biased;
-                    ready = tokio::time::timeout(timeouts.keepalive, stream.readable()) => match ready {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Err(HeadError::Io(e)),
-                        Err(_) => return Ok(None),
-                    },
-                    _ = lifecycle.drained() => return Ok(None),
+                match idle.wait(stream).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    Err(e) => return Err(HeadError::Io(e)),
                 }
                 *buf = spare_buffers::take();
                 buf.reserve(READ_SIZE);
@@ -346,7 +394,8 @@ async fn serve_request<S: Stream>(
     let job = Job {
         request,
         body,
-        events: EventSink::Buffer(Default::default()),
+        // Room for the usual head, one body piece and the end.
+        events: EventSink::Buffer(Arc::new(Mutex::new(Vec::with_capacity(4)))),
         label: label.clone(),
     };
     // With inline execution, one request runs Python at a time: wait for
