@@ -424,6 +424,30 @@ fn an_app_changing_its_environ_does_not_change_the_next_one() {
     assert_eq!(v["environ"]["wsgi.run_once"], false);
 }
 
+/// Known variables' strs are reused while their value repeats
+/// (src/wsgi/environ.rs): a change must always show, on every protocol.
+#[test]
+fn environ_values_follow_each_request_when_they_repeat_and_change() {
+    let server = pep3333("1");
+    for proto in ALL {
+        for i in 0..6 {
+            let method = ["GET", "POST"][i % 2];
+            let path = format!("/env-{}", i % 3);
+            let ip = ["10.0.0.1", "10.0.0.22", "caf\u{e9}"][i % 3];
+            let target = format!("{path}?q={}", i % 2);
+            let r = server.request(proto, method, &target, &[("X-Real-IP", ip)], b"");
+            let env = &json(&r)["environ"];
+            let what = format!("{proto:?} request {i}");
+            assert_eq!(env["REQUEST_METHOD"], method, "{what}");
+            assert_eq!(env["PATH_INFO"], path, "{what}");
+            assert_eq!(env["QUERY_STRING"], format!("q={}", i % 2), "{what}");
+            // Header bytes arrive as latin-1: UTF-8 "é" is two characters.
+            let latin1: String = ip.bytes().map(char::from).collect();
+            assert_eq!(env["HTTP_X_REAL_IP"], latin1, "{what}");
+        }
+    }
+}
+
 #[test]
 fn malformed_status_becomes_a_500() {
     let server = pep3333("1");
@@ -469,6 +493,15 @@ fn write_callable_sends_before_the_iterable() {
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "written then returned", "{proto:?}");
     }
+}
+
+#[test]
+fn start_response_without_headers_is_a_500() {
+    let server = pep3333("1");
+    let r = server.get(Proto::Http, "/one-arg");
+    assert_eq!(r.status, 500);
+    assert!(!r.text().contains("never"));
+    assert!(server.wait_log("needs status and response_headers", 5));
 }
 
 #[test]

@@ -130,16 +130,29 @@ impl Responder {
 
 #[pymethods]
 impl Responder {
-    /// PEP 3333 `start_response(status, response_headers, exc_info=None)`:
-    /// the responder itself is what the app gets as `start_response` (a
-    /// bound method would be one more object made and freed per request).
-    #[pyo3(signature = (status, headers, exc_info=None))]
+    /// PEP 3333 `start_response(status, response_headers, exc_info=None)`,
+    /// and the `write(data)` callable it returns. The responder itself is
+    /// both: the app gets it as `start_response` and back as `write`, told
+    /// apart by their arguments (`write` takes one bytes object). Two bound
+    /// methods would be two more objects made and freed per request.
+    #[pyo3(signature = (status, headers=None, exc_info=None))]
     fn __call__<'py>(
         slf: Bound<'py, Self>,
         status: &Bound<'py, PyAny>,
-        headers: &Bound<'py, PyAny>,
+        headers: Option<&Bound<'py, PyAny>>,
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let Some(headers) = headers else {
+            if status.is_instance_of::<PyBytes>() {
+                slf.borrow_mut().write(py, status)?;
+                return Ok(py.None().into_bound(py));
+            }
+            return Err(PyTypeError::new_err(
+                "start_response() needs status and response_headers \
+                 (or, as write(), one bytes argument)",
+            ));
+        };
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let mut this = slf.borrow_mut();
@@ -156,7 +169,7 @@ impl Responder {
             this.status = Some(status);
             this.headers = headers;
         }
-        slf.getattr(pyo3::intern!(slf.py(), "write"))
+        Ok(slf.into_any())
     }
 
     /// The legacy `write(data)` callable: sends `data` at once.

@@ -252,6 +252,13 @@ def status_route(environ, start_response):
     return [b"status %d" % code]
 
 
+def one_arg_route(environ, start_response):
+    # start_response and write are one object (src/wsgi/responder.rs): a
+    # start_response call missing its headers must still be an error.
+    start_response("200 OK")
+    return [b"never"]
+
+
 def empty_route(environ, start_response):
     start_response("204 No Content", [])
     return []
@@ -284,6 +291,7 @@ ROUTES = {
     "/echo": echo_route,
     "/generator": generator_route,
     "/empty": empty_route,
+    "/one-arg": one_arg_route,
     "/status": status_route,
 }
 
