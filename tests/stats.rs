@@ -256,5 +256,9 @@ fn metrics_stay_monotonic_across_worker_recycling() {
         text.contains("rwsgi_requests_total{protocol=\"http\",status=\"2xx\"} 10\n"),
         "{text}"
     );
-    assert!(!text.contains("rwsgi_worker_restarts_total 0\n"), "{text}");
+    assert!(
+        !text.contains("rwsgi_worker_restarts_total 0\n"),
+        "{text}\nserver log:\n{}",
+        server.log()
+    );
 }

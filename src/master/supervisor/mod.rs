@@ -78,7 +78,8 @@ struct Supervisor<'a> {
     last_touch_check: Instant,
     /// `--stats` and `--metrics` sockets.
     endpoints: Vec<Endpoint>,
-    /// Per worker id: starts after the first, and harakiris.
+    /// Per worker id (from its first start): starts after the first, and
+    /// harakiris.
     respawns: HashMap<u32, u64>,
     harakiris: HashMap<u32, u64>,
     /// Counters of workers that have exited (metrics stay monotonic).
@@ -320,9 +321,15 @@ impl Supervisor<'_> {
             self.become_worker(id, slot, master);
         }
         self.board().slot(slot).pid.store(pid, Ordering::Release);
-        if self.ever_ready || self.procs.iter().any(|p| p.id == id) {
-            *self.respawns.entry(id).or_insert(0) += 1;
-        }
+        // A start of an id started before is a restart, even one that
+        // happens before every worker reported ready (a worker recycled
+        // within its first requests). After a reload's re-exec, the first
+        // start of each id is a restart too.
+        let first = if self.ever_ready { 1 } else { 0 };
+        self.respawns
+            .entry(id)
+            .and_modify(|n| *n += 1)
+            .or_insert(first);
         tracing::info!("spawned worker {id} (pid {pid})");
         self.procs.push(Proc {
             pid,
