@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::io::unix::AsyncFd;
 
 use super::connection::serve_connection;
-use super::stream::Stream;
+use super::stream::{Conn, Stream};
 use super::{ListenerContext, Peer, Shared};
 use crate::protocol::Protocol;
 
@@ -141,6 +141,11 @@ pub async fn accept_loop(
     match socket {
         BoundSocket::Tcp(std_listener) => {
             std_listener.set_nonblocking(true)?;
+            // Accepted sockets inherit TCP_NODELAY from the listener (Linux
+            // copies it): set once here, not once per connection. Responses
+            // go out in one write, but a streamed body's chunks must not
+            // wait for the previous chunk's ACK (Nagle).
+            set_nodelay(&std_listener)?;
             let local = std_listener.local_addr()?;
             let ctx = ListenerContext {
                 protocol: spec.protocol,
@@ -149,7 +154,7 @@ pub async fn accept_loop(
                 server_port: Bytes::from(local.port().to_string()),
                 shared,
             };
-            serve_listener(TcpListener::from_std(std_listener)?, Arc::new(ctx)).await
+            serve_listener(register(std_listener)?, Arc::new(ctx)).await
         }
         BoundSocket::Unix(std_listener, _path) => {
             std_listener.set_nonblocking(true)?;
@@ -160,8 +165,35 @@ pub async fn accept_loop(
                 server_port: Bytes::from_static(b"80"),
                 shared,
             };
-            serve_listener(UnixListener::from_std(std_listener)?, Arc::new(ctx)).await
+            serve_listener(register(std_listener)?, Arc::new(ctx)).await
         }
+    }
+}
+
+/// Registers a listening socket with the event loop.
+fn register<L: AsRawFd>(listener: L) -> io::Result<AsyncFd<L>> {
+    // SAFETY: the AsyncFd owns the listener, so its fd stays open and the
+    // same for the AsyncFd's whole life.
+    Ok(unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?)
+}
+
+/// Sets TCP_NODELAY on `socket`.
+fn set_nodelay(socket: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we hold, reading a local c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -173,32 +205,108 @@ trait Acceptor {
     fn accept_peer(&self) -> impl Future<Output = io::Result<(Self::Conn, Peer)>>;
 }
 
-impl Acceptor for TcpListener {
-    type Conn = TcpStream;
-
-    async fn accept_peer(&self) -> io::Result<(TcpStream, Peer)> {
-        let (stream, addr) = self.accept().await?;
-        // Responses go out in one write, but a streamed body's chunks must
-        // not wait for the previous chunk's ACK (Nagle).
-        let _ = stream.set_nodelay(true);
-        let peer = Peer {
-            addr: Bytes::from(addr.ip().to_string()),
-            port: Bytes::from(addr.port().to_string()),
+/// `accept4(2)` of a non-blocking, close-on-exec socket (one syscall: no
+/// `fcntl` after it), with the peer's address when `addr` is given.
+fn accept4(
+    listener: RawFd,
+    addr: Option<&mut libc::sockaddr_storage>,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let (addr_ptr, len_ptr) = match addr {
+        Some(a) => (
+            (a as *mut libc::sockaddr_storage).cast(),
+            &mut len as *mut _,
+        ),
+        None => (std::ptr::null_mut(), std::ptr::null_mut()),
+    };
+    loop {
+        // SAFETY: the address buffer, when given, is a sockaddr_storage of
+        // the length we pass; the fd returned is ours to own.
+        let fd = unsafe {
+            libc::accept4(
+                listener,
+                addr_ptr,
+                len_ptr,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
         };
-        Ok((stream, peer))
+        if fd >= 0 {
+            // SAFETY: accept4 just returned this fd to us.
+            return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        // A signal, or a client that gave up in the backlog: take the next.
+        if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::ECONNABORTED)) {
+            return Err(e);
+        }
     }
 }
 
-impl Acceptor for UnixListener {
-    type Conn = UnixStream;
+/// The IP address and port in `addr` (as accept4 filled it).
+fn socket_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
+        }
+        _ => None,
+    }
+}
 
-    async fn accept_peer(&self) -> io::Result<(UnixStream, Peer)> {
-        let (stream, _) = self.accept().await?;
+/// Waits until `listener` has a connection and accepts it with `accept`.
+async fn accept_ready<L: AsRawFd, T>(
+    listener: &AsyncFd<L>,
+    mut accept: impl FnMut(RawFd) -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(result) = ready.try_io(|l| accept(l.as_raw_fd())) {
+            return result;
+        }
+    }
+}
+
+impl Acceptor for AsyncFd<std::net::TcpListener> {
+    type Conn = Conn<std::net::TcpStream>;
+
+    async fn accept_peer(&self) -> io::Result<(Self::Conn, Peer)> {
+        // SAFETY: all-zero bytes are a valid sockaddr_storage.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let fd = accept_ready(self, |l| accept4(l, Some(&mut addr))).await?;
+        let peer = match socket_addr(&addr) {
+            Some(addr) => Peer {
+                addr: Bytes::from(addr.ip().to_string()),
+                port: Bytes::from(addr.port().to_string()),
+            },
+            None => Peer {
+                addr: Bytes::new(),
+                port: Bytes::new(),
+            },
+        };
+        Ok((Conn::new(std::net::TcpStream::from(fd)), peer))
+    }
+}
+
+impl Acceptor for AsyncFd<std::os::unix::net::UnixListener> {
+    type Conn = Conn<std::os::unix::net::UnixStream>;
+
+    async fn accept_peer(&self) -> io::Result<(Self::Conn, Peer)> {
+        let fd = accept_ready(self, |l| accept4(l, None)).await?;
         let peer = Peer {
             addr: Bytes::new(),
             port: Bytes::new(),
         };
-        Ok((stream, peer))
+        Ok((Conn::new(std::os::unix::net::UnixStream::from(fd)), peer))
     }
 }
 
@@ -255,6 +363,90 @@ async fn accept_failed(name: &str, e: io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn nodelay(fd: RawFd) -> libc::c_int {
+        let mut on: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a local c_int of the length we pass.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        on
+    }
+
+    /// TCP_NODELAY is set once on the listener and relied on to be
+    /// inherited; and a connection whose request is already there is
+    /// served without joining the event loop.
+    #[test]
+    fn accepted_tcp_connections_have_nodelay_and_skip_epoll_when_nothing_waits() {
+        runtime().block_on(async {
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            std_listener.set_nonblocking(true).unwrap();
+            set_nodelay(&std_listener).unwrap();
+            let addr = std_listener.local_addr().unwrap();
+            let listener = register(std_listener).unwrap();
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            client.write_all(b"ping").unwrap();
+            let (mut conn, peer) = listener.accept_peer().await.unwrap();
+            assert_eq!(nodelay(conn.as_raw_fd()), 1, "TCP_NODELAY not inherited");
+            assert_eq!(peer.addr.as_ref(), b"127.0.0.1");
+            assert_eq!(peer.port, client.local_addr().unwrap().port().to_string());
+            let mut buf = [0u8; 4];
+            conn.read_exact(&mut buf).await.unwrap();
+            conn.write_all(b"pong").await.unwrap();
+            assert!(!conn.is_registered(), "nothing waited, yet it joined epoll");
+            let mut reply = [0u8; 4];
+            client.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, b"pong");
+        });
+    }
+
+    /// A read that would block registers the connection and still sees the
+    /// bytes that arrive later; a peer that closes reads as EOF.
+    #[test]
+    fn a_connection_that_must_wait_joins_the_event_loop_and_gets_its_bytes() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-conn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        runtime().block_on(async {
+            let std_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            std_listener.set_nonblocking(true).unwrap();
+            let listener = register(std_listener).unwrap();
+            let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            let (mut conn, _) = listener.accept_peer().await.unwrap();
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                client.write_all(b"late").unwrap();
+                client
+            });
+            let mut buf = [0u8; 4];
+            conn.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"late");
+            assert!(conn.is_registered());
+            drop(writer.join().unwrap());
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn addresses_parse_like_uwsgi() {

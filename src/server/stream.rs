@@ -3,13 +3,16 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
-
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 
 /// A connected stream socket: TCP or Unix.
 pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
@@ -25,33 +28,202 @@ pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
 }
 
-impl Stream for TcpStream {
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::writable(self)
+/// An accepted, non-blocking socket (TCP or Unix) that joins the event
+/// loop only when it has to wait.
+///
+/// Behind nginx a connection carries one request that is usually there by
+/// the time it is accepted, and its response fits the socket buffer: it is
+/// read, written and closed without ever waiting. Registering it with
+/// epoll up front (as tokio's socket types do) and removing it again cost
+/// two `epoll_ctl` calls per request, two of the seven syscalls a request
+/// took. So reads and writes go straight to the socket, and the first one
+/// that would block registers it (epoll reports what is already ready when
+/// a socket is added, so nothing that arrived in between is missed).
+pub struct Conn<S> {
+    /// Declared before the socket: dropped (deregistered) before it closes.
+    registered: OnceLock<AsyncFd<RawFd>>,
+    sock: S,
+}
+
+impl<S: AsRawFd> Conn<S> {
+    /// Wraps `sock`, which must be in non-blocking mode.
+    pub fn new(sock: S) -> Self {
+        Conn {
+            registered: OnceLock::new(),
+            sock,
+        }
     }
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
+
+    /// Whether the socket has joined the event loop (it had to wait).
+    #[cfg(test)]
+    pub fn is_registered(&self) -> bool {
+        self.registered.get().is_some()
     }
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        TcpStream::try_write(self, buf)
+
+    fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
-    fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        self.try_io(Interest::WRITABLE, f)
+
+    /// The event-loop registration, made on first use.
+    fn registration(&self) -> io::Result<&AsyncFd<RawFd>> {
+        if let Some(registered) = self.registered.get() {
+            return Ok(registered);
+        }
+        // SAFETY: `registered` is dropped before `sock` (field order), so
+        // the fd stays open, and the same, for the AsyncFd's whole life.
+        let fd = unsafe {
+            AsyncFd::register_with_interest(self.fd(), Interest::READABLE | Interest::WRITABLE)
+        }?;
+        Ok(self.registered.get_or_init(|| fd))
     }
 }
 
-impl Stream for UnixStream {
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        UnixStream::writable(self)
+/// `read(2)` into the unfilled part of `buf`.
+fn read_into(fd: RawFd, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: read(2) only writes initialized bytes, and we mark exactly
+    // the `n` it reports as filled.
+    unsafe {
+        let unfilled: &mut [MaybeUninit<u8>] = buf.unfilled_mut();
+        let n = libc::read(fd, unfilled.as_mut_ptr().cast(), unfilled.len());
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        buf.assume_init(n);
+        buf.advance(n);
+        Ok(n)
     }
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        UnixStream::readable(self)
+}
+
+/// `send(2)` without SIGPIPE for a peer that is gone.
+fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a live slice.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl<S: AsRawFd + Unpin> AsyncRead for Conn<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let fd = this.fd();
+        loop {
+            let Some(registered) = this.registered.get() else {
+                match read_into(fd, buf) {
+                    Err(e) if would_block(&e) => {
+                        this.registration()?;
+                        continue;
+                    }
+                    result => return Poll::Ready(result.map(drop)),
+                }
+            };
+            let want = buf.remaining();
+            let mut guard = ready!(registered.poll_read_ready(cx))?;
+            match guard.try_io(|_| read_into(fd, buf)) {
+                Ok(Ok(n)) => {
+                    // A short read drained the socket: the next read
+                    // waits for epoll instead of failing with EAGAIN
+                    // first (tokio's sockets do the same).
+                    if n > 0 && n < want {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl<S: AsRawFd + Unpin> AsyncWrite for Conn<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let fd = this.fd();
+        loop {
+            let Some(registered) = this.registered.get() else {
+                match send(fd, buf) {
+                    Err(e) if would_block(&e) => {
+                        this.registration()?;
+                        continue;
+                    }
+                    result => return Poll::Ready(result),
+                }
+            };
+            let mut guard = ready!(registered.poll_write_ready(cx))?;
+            match guard.try_io(|_| send(fd, buf)) {
+                Ok(Ok(n)) => {
+                    if n > 0 && n < buf.len() {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // SAFETY: shutdown(2) on a socket this value owns.
+        if unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENOTCONN) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsRawFd> AsRawFd for Conn<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd()
+    }
+}
+
+impl<S: AsRawFd + Unpin + Send + Sync + 'static> Stream for Conn<S> {
+    async fn writable(&self) -> io::Result<()> {
+        // Keep the readiness (dropping the guard does): the write that
+        // follows clears it if it would block.
+        self.registration()?.writable().await.map(drop)
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        self.registration()?.readable().await.map(drop)
+    }
+
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        UnixStream::try_write(self, buf)
+        match self.registered.get() {
+            None => send(self.fd(), buf),
+            Some(registered) => registered.try_io(Interest::WRITABLE, |_| send(self.fd(), buf)),
+        }
     }
+
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        self.try_io(Interest::WRITABLE, f)
+        match self.registered.get() {
+            None => f(),
+            Some(registered) => registered.try_io(Interest::WRITABLE, |_| f()),
+        }
     }
 }
 
