@@ -191,7 +191,20 @@ fn itoa(n: u64) -> String {
 
 /// Writes the chunk-size line of one chunk.
 pub fn encode_chunk_header(out: &mut BytesMut, len: usize) {
-    out.put_slice(format!("{len:X}\r\n").as_bytes());
+    // Hex digits by hand: `format!` allocated a String per chunk.
+    let mut digits = [0u8; 2 * std::mem::size_of::<usize>() + 2];
+    let mut at = digits.len() - 2;
+    digits[at..].copy_from_slice(b"\r\n");
+    let mut rest = len;
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789ABCDEF"[rest & 0xf];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[at..]);
 }
 
 /// The last-chunk and empty trailer section of a chunked body.
@@ -245,6 +258,21 @@ pub fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_sizes_are_uppercase_hex() {
+        for (len, want) in [
+            (0, "0\r\n"),
+            (1, "1\r\n"),
+            (1024, "400\r\n"),
+            (0xABCDEF, "ABCDEF\r\n"),
+            (usize::MAX, "FFFFFFFFFFFFFFFF\r\n"),
+        ] {
+            let mut out = BytesMut::new();
+            encode_chunk_header(&mut out, len);
+            assert_eq!(&out[..], want.as_bytes(), "{len}");
+        }
+    }
 
     fn shape(protocol: Protocol) -> RequestShape {
         RequestShape {
