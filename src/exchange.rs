@@ -173,8 +173,10 @@ pub trait InlineRunner: Send + Sync + 'static {
 /// An app call in progress on the I/O thread.
 pub trait InlineCall: Send {
     /// Produces the next piece of the response into the sink; true once the
-    /// response is complete.
-    fn step(&mut self) -> bool;
+    /// response is complete. After each piece it calls `sent`, which writes
+    /// what is in the sink if it can without waiting: while it can, the
+    /// next piece follows at once, without giving up the GIL in between.
+    fn step(&mut self, sent: &mut dyn FnMut() -> bool) -> bool;
     /// The client went away: stop and call the iterable's `close()`.
     fn abandon(self: Box<Self>);
 }

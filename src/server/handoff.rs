@@ -109,7 +109,22 @@ pub(super) async fn run_inline<S: Stream>(
         }
         match call.as_mut() {
             Some(c) => {
-                if c.step() {
+                // Each piece the app makes goes out at once while the socket
+                // takes it, without leaving the GIL or this loop; the first
+                // piece that cannot (a full socket, a file, a large piece)
+                // is left for the loop above.
+                let mut sent = || {
+                    let mut events = buffer.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut drain = events.drain(..);
+                    if let Err(needs_socket) = writer.buffer(&mut drain) {
+                        let rest: Vec<Event> = std::iter::once(needs_socket).chain(drain).collect();
+                        *events = rest;
+                        return false;
+                    }
+                    drop(drain);
+                    matches!(writer.try_flush(&*stream), Ok(true))
+                };
+                if c.step(&mut sent) {
                     call = None;
                 }
             }

@@ -83,6 +83,55 @@ impl ResponseWriter {
         self.framing.is_some()
     }
 
+    /// Applies the events that only add to the write buffer (a head, a
+    /// body piece small enough to coalesce), in order, until one needs the
+    /// socket; `Err` gives that one back, with the rest of `events` left.
+    pub fn buffer(&mut self, events: &mut std::vec::Drain<'_, Event>) -> Result<(), Event> {
+        for event in events {
+            match event {
+                Event::Head {
+                    status,
+                    headers,
+                    known_length,
+                } => self.head(&status, &headers, known_length),
+                Event::Data(data) if data.len() <= COPY_LIMIT => self.small_body(data),
+                other => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered if the socket takes it all now. `Ok(false)`:
+    /// some is left (it goes out with the next [`ResponseWriter::flush`]).
+    pub fn try_flush<S: Stream>(&mut self, stream: &S) -> std::io::Result<bool> {
+        while !self.out.is_empty() {
+            match stream.try_write(&self.out) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes::Buf::advance(&mut self.out, n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn head(&mut self, status: &[u8], headers: &[(Bytes, Bytes)], known_length: Option<u64>) {
+        let head = ResponseHead {
+            status,
+            headers,
+            known_length,
+        };
+        let framing = choose_framing(&head, self.shape);
+        self.status = head.code();
+        self.keep_alive = encode_head(&mut self.out, &head, self.shape, framing, &http_date());
+        self.remaining = match framing {
+            Framing::Length(n) => n,
+            _ => u64::MAX,
+        };
+        self.framing = Some(framing);
+    }
+
     /// Applies one event, writing to `stream` only when a piece is too large
     /// to coalesce or a file is to be sent.
     pub async fn apply<S: Stream>(
@@ -96,20 +145,7 @@ impl ResponseWriter {
                 headers,
                 known_length,
             } => {
-                let head = ResponseHead {
-                    status: &status,
-                    headers: &headers,
-                    known_length,
-                };
-                let framing = choose_framing(&head, self.shape);
-                self.status = head.code();
-                self.keep_alive =
-                    encode_head(&mut self.out, &head, self.shape, framing, &http_date());
-                self.remaining = match framing {
-                    Framing::Length(n) => n,
-                    _ => u64::MAX,
-                };
-                self.framing = Some(framing);
+                self.head(&status, &headers, known_length);
                 Ok(Next::More)
             }
             Event::Data(data) => {
@@ -155,10 +191,46 @@ impl ResponseWriter {
         !self.out.is_empty()
     }
 
-    async fn body<S: Stream>(&mut self, stream: &mut S, mut data: Bytes) -> std::io::Result<()> {
+    async fn body<S: Stream>(&mut self, stream: &mut S, data: Bytes) -> std::io::Result<()> {
+        if data.len() <= COPY_LIMIT {
+            self.small_body(data);
+            return Ok(());
+        }
+        let Some((framing, data)) = self.frame(data) else {
+            return Ok(());
+        };
+        if framing == Framing::Chunked {
+            encode_chunk_header(&mut self.out, data.len());
+        }
+        self.flush(stream).await?;
+        write_within(stream, &data, self.write_timeout).await?;
+        if framing == Framing::Chunked {
+            self.out.put_slice(b"\r\n");
+        }
+        Ok(())
+    }
+
+    /// A body piece that is copied into the write buffer.
+    fn small_body(&mut self, data: Bytes) {
+        let Some((framing, data)) = self.frame(data) else {
+            return;
+        };
+        if framing == Framing::Chunked {
+            encode_chunk_header(&mut self.out, data.len());
+            self.out.put_slice(&data);
+            self.out.put_slice(b"\r\n");
+        } else {
+            self.out.put_slice(&data);
+        }
+    }
+
+    /// Counts a body piece against the framing: what of it may be sent
+    /// (none for an empty piece or a body-less response; no more than the
+    /// Content-Length left).
+    fn frame(&mut self, mut data: Bytes) -> Option<(Framing, Bytes)> {
         let framing = self.framing.unwrap_or(Framing::Close);
         if framing == Framing::Empty || data.is_empty() {
-            return Ok(());
+            return None;
         }
         if (data.len() as u64) > self.remaining {
             self.overflowed = true;
@@ -168,19 +240,7 @@ impl ResponseWriter {
             self.remaining -= data.len() as u64;
         }
         self.body_bytes += data.len() as u64;
-        if framing == Framing::Chunked {
-            encode_chunk_header(&mut self.out, data.len());
-        }
-        if data.len() <= COPY_LIMIT {
-            self.out.put_slice(&data);
-        } else {
-            self.flush(stream).await?;
-            write_within(stream, &data, self.write_timeout).await?;
-        }
-        if framing == Framing::Chunked {
-            self.out.put_slice(b"\r\n");
-        }
-        Ok(())
+        Some((framing, data))
     }
 
     async fn file<S: Stream>(
