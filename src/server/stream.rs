@@ -110,40 +110,59 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
+impl<S: AsRawFd> Conn<S> {
+    /// Runs `op` (a read or a write of at most `want` bytes) straight on the
+    /// socket until it would block, then through the event loop.
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Interest,
+        want: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let Some(registered) = self.registered.get() else {
+                match op() {
+                    Err(e) if would_block(&e) => {
+                        self.registration()?;
+                        continue;
+                    }
+                    result => return Poll::Ready(result),
+                }
+            };
+            let ready = if direction.is_writable() {
+                registered.poll_write_ready(cx)
+            } else {
+                registered.poll_read_ready(cx)
+            };
+            let mut guard = ready!(ready)?;
+            match guard.try_io(|_| op()) {
+                Ok(Ok(n)) => {
+                    // A short read or write emptied or filled the socket:
+                    // the next one waits for epoll instead of failing with
+                    // EAGAIN first (tokio's sockets do the same).
+                    if n > 0 && n < want {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
 impl<S: AsRawFd + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let fd = this.fd();
-        loop {
-            let Some(registered) = this.registered.get() else {
-                match read_into(fd, buf) {
-                    Err(e) if would_block(&e) => {
-                        this.registration()?;
-                        continue;
-                    }
-                    result => return Poll::Ready(result.map(drop)),
-                }
-            };
-            let want = buf.remaining();
-            let mut guard = ready!(registered.poll_read_ready(cx))?;
-            match guard.try_io(|_| read_into(fd, buf)) {
-                Ok(Ok(n)) => {
-                    // A short read drained the socket: the next read
-                    // waits for epoll instead of failing with EAGAIN
-                    // first (tokio's sockets do the same).
-                    if n > 0 && n < want {
-                        guard.clear_ready();
-                    }
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
-        }
+        let fd = self.fd();
+        let want = buf.remaining();
+        self.poll_io(cx, Interest::READABLE, want, || read_into(fd, buf))
+            .map_ok(drop)
     }
 }
 
@@ -153,30 +172,8 @@ impl<S: AsRawFd + Unpin> AsyncWrite for Conn<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let fd = this.fd();
-        loop {
-            let Some(registered) = this.registered.get() else {
-                match send(fd, buf) {
-                    Err(e) if would_block(&e) => {
-                        this.registration()?;
-                        continue;
-                    }
-                    result => return Poll::Ready(result),
-                }
-            };
-            let mut guard = ready!(registered.poll_write_ready(cx))?;
-            match guard.try_io(|_| send(fd, buf)) {
-                Ok(Ok(n)) => {
-                    if n > 0 && n < buf.len() {
-                        guard.clear_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
-        }
+        let fd = self.fd();
+        self.poll_io(cx, Interest::WRITABLE, buf.len(), || send(fd, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
