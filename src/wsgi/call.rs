@@ -28,15 +28,21 @@ pub enum Outcome {
 }
 
 /// Runs `job` through the app to the end (a pool thread: sends block while
-/// the connection is behind).
-pub fn run(py: Python<'_>, app: &LoadedApp, facts: WorkerFacts, job: Job) -> Outcome {
+/// the connection is behind). Also says how long sends waited for the
+/// connection, which is not the app's service time.
+pub fn run(
+    py: Python<'_>,
+    app: &LoadedApp,
+    facts: WorkerFacts,
+    job: Job,
+) -> (Outcome, std::time::Duration) {
     match AppCall::start(py, app, facts, job) {
         Ok(mut call) => loop {
             if let Progress::Done(outcome) = call.advance(py, false) {
-                return outcome;
+                return (outcome, call.responder.borrow(py).waited());
             }
         },
-        Err(outcome) => outcome,
+        Err(outcome) => (outcome, std::time::Duration::ZERO),
     }
 }
 

@@ -79,8 +79,10 @@ fn serve_jobs(
             o.job_started(thread);
         }
         let began = std::time::Instant::now();
-        let outcome = call::run(py, app, facts, job);
-        service.record(began.elapsed());
+        let (outcome, waited) = call::run(py, app, facts, job);
+        // A slow client is not a slow app: a stream that waited for its
+        // reader must not keep the worker off the inline path.
+        service.record(began.elapsed().saturating_sub(waited));
         if let Some(o) = observer {
             o.job_finished(thread, outcome == call::Outcome::AppError);
         }

@@ -29,6 +29,9 @@ pub struct Responder {
     events: EventSink,
     /// Set once a send failed: the client disconnected.
     gone: bool,
+    /// Time spent waiting for the connection to take events (a full
+    /// channel): the client's pace, not the app's.
+    waited: std::time::Duration,
 }
 
 impl Responder {
@@ -40,7 +43,13 @@ impl Responder {
             head_sent: false,
             events,
             gone: false,
+            waited: std::time::Duration::ZERO,
         }
+    }
+
+    /// How long sends waited for the connection to catch up.
+    pub fn waited(&self) -> std::time::Duration {
+        self.waited
     }
 
     /// Whether `start_response` has been called.
@@ -72,7 +81,10 @@ impl Responder {
                 let sent = match events.try_send(event) {
                     Ok(()) => Ok(()),
                     Err(mpsc::error::TrySendError::Full(event)) => {
-                        py.detach(|| events.blocking_send(event)).map_err(|_| ())
+                        let began = std::time::Instant::now();
+                        let sent = py.detach(|| events.blocking_send(event)).map_err(|_| ());
+                        self.waited += began.elapsed();
+                        sent
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
                 };
