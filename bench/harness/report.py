@@ -7,8 +7,10 @@ The Markdown has one table per scenario, then every exact command line
 """
 
 import json
+import os
 import shlex
 import statistics
+import tempfile
 
 from .scenarios import BY_NAME
 
@@ -133,7 +135,9 @@ def versus_table(summaries, scenario_names):
 
 def command_lines(runs):
     """The exact command lines, one block per scenario (first repetition)."""
-    lines = ["## Command lines", "", "Socket paths and ports change from run to run.", ""]
+    lines = ["## Command lines", "",
+             "Socket paths and ports change from run to run. `$REPO` is the checkout, `$TMP` the "
+             "temp directory.", ""]
     seen = set()
     for run in runs:
         key = (run["scenario"], run["server"])
@@ -182,4 +186,12 @@ def write_markdown(path, meta, runs, order, chart_name=None):
     lines += versus_table(summaries, names)
     lines += command_lines(runs)
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(portable("\n".join(lines) + "\n"))
+
+
+def portable(text):
+    """`text` without this machine's paths: the checkout becomes `$REPO`,
+    the temp directory `$TMP` (results.json keeps them as they were)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text = text.replace(repo + "/", "$REPO/")
+    return text.replace(tempfile.gettempdir().rstrip("/") + "/", "$TMP/")
