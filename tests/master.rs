@@ -686,3 +686,50 @@ fn chown_socket_and_listen_backlog_apply_to_the_sockets() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(" 77 "), "backlog not 77:\n{text}");
 }
+
+/// The server side of the connection from `client_port` to `port`, as
+/// `ss` sees it: `SYN-RECV` while the kernel still holds it (deferred
+/// accept), `ESTAB` once it is a socket a worker can take.
+fn server_side_state(port: &str, client_port: u16) -> String {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tnH",
+            "state",
+            "all",
+            &format!("( sport = :{port} and dport = :{client_port} )"),
+        ])
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// TCP_DEFER_ACCEPT, on by default as in uWSGI: a TCP connection that has
+/// sent nothing stays with the kernel instead of waking a worker, and is
+/// served as soon as its request arrives; `--no-defer-accept` hands every
+/// connection over at once.
+#[test]
+fn silent_tcp_connections_wait_in_the_kernel_unless_no_defer_accept() {
+    use std::io::Write;
+    for (flags, deferred) in [(&[][..], true), (&["--no-defer-accept"][..], false)] {
+        let dir = app_dir("defer", "1");
+        let server = start(&dir, flags);
+        let port = server.http.rsplit(':').next().unwrap().to_string();
+        let mut client = TcpStream::connect(&server.http).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        thread::sleep(Duration::from_millis(200));
+        let state = server_side_state(&port, client_port);
+        let want = if deferred { "SYN-RECV" } else { "ESTAB" };
+        assert!(
+            state.starts_with(want),
+            "{flags:?}: want {want}, ss says {state:?}"
+        );
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let reply = Response::from_raw(&common::read_to_close(&mut client));
+        assert_eq!(reply.status, 200, "{flags:?}: {}", reply.text());
+    }
+}

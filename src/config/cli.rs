@@ -92,6 +92,14 @@ pub struct Cli {
     #[arg(long = "listen", short = 'l', default_value_t = 1024, value_name = "N")]
     pub listen: i32,
 
+    /// Accept TCP connections as soon as the handshake completes, instead
+    /// of when their first bytes arrive (TCP_DEFER_ACCEPT, on by default
+    /// as in uWSGI: a worker is not woken for a connection it cannot yet
+    /// read, and a client that connects and sends nothing costs no worker
+    /// a socket until the kernel hands it over after about a second).
+    #[arg(long = "no-defer-accept")]
+    pub no_defer_accept: bool,
+
     /// Largest uwsgi vars block / SCGI netstring, in bytes (uWSGI's
     /// buffer-size; here it defaults to the protocol maximum).
     #[arg(

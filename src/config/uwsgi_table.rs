@@ -111,6 +111,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("chown-socket", Same("chown-socket")),
     ("umask", Unsupported("set UMask= in the systemd unit (or umask in the container's entrypoint)")),
     ("listen", Default("listen", "100", None)),
+    ("no-defer-accept", Same("no-defer-accept")),
     ("so-keepalive", Unsupported("not configurable in rwsgi")),
     ("abstract-socket", Unsupported("abstract-namespace sockets are not supported; use a path")),
     // HTTP.

@@ -35,7 +35,8 @@ pub fn open(cli: &Cli) -> Result<Sockets, String> {
     let mut listeners = Vec::new();
     let mut created_files = Vec::new();
     for spec in cli.listeners() {
-        let socket = bind(&spec, cli.listen).map_err(|e| format!("cannot bind {spec}: {e}"))?;
+        let socket = bind(&spec, cli.listen, !cli.no_defer_accept)
+            .map_err(|e| format!("cannot bind {spec}: {e}"))?;
         if let ListenAddr::Unix(path) = &spec.addr {
             apply_mode_and_owner(path, cli)?;
             created_files.push(path.clone());

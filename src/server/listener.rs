@@ -90,9 +90,19 @@ pub enum BoundSocket {
     Unix(std::os::unix::net::UnixListener, PathBuf),
 }
 
-/// Binds `spec` with a listen backlog of `backlog`. A stale Unix socket file
-/// (nobody accepting on it) is replaced; a live one is an error.
-pub fn bind(spec: &ListenSpec, backlog: i32) -> io::Result<BoundSocket> {
+/// How long (seconds) a TCP listener with deferred accept holds a connection
+/// that has sent nothing before handing it over anyway. Linux counts it in
+/// SYN-ACK retransmissions, and one second is one: a client that connects
+/// and waits (none of HTTP, uwsgi or SCGI's do) is accepted after about a
+/// second and then meets `--header-timeout` as usual.
+pub const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// Binds `spec` with a listen backlog of `backlog`; a TCP socket with
+/// `defer_accept` becomes readable only when a connection's first bytes
+/// have arrived (TCP_DEFER_ACCEPT), so a worker woken for it can read the
+/// request at once. A stale Unix socket file (nobody accepting on it) is
+/// replaced; a live one is an error.
+pub fn bind(spec: &ListenSpec, backlog: i32, defer_accept: bool) -> io::Result<BoundSocket> {
     let socket = match &spec.addr {
         ListenAddr::Tcp(addr) => BoundSocket::Tcp(std::net::TcpListener::bind(addr)?),
         ListenAddr::Unix(path) => {
@@ -101,7 +111,12 @@ pub fn bind(spec: &ListenSpec, backlog: i32) -> io::Result<BoundSocket> {
         }
     };
     let fd = match &socket {
-        BoundSocket::Tcp(l) => l.as_raw_fd(),
+        BoundSocket::Tcp(l) => {
+            if defer_accept {
+                set_tcp_option(l, libc::TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECS)?;
+            }
+            l.as_raw_fd()
+        }
         BoundSocket::Unix(l, _) => l.as_raw_fd(),
     };
     // SAFETY: fd is a bound socket we own; listen() again only resizes the
@@ -145,7 +160,7 @@ pub async fn accept_loop(
             // copies it): set once here, not once per connection. Responses
             // go out in one write, but a streamed body's chunks must not
             // wait for the previous chunk's ACK (Nagle).
-            set_nodelay(&std_listener)?;
+            set_tcp_option(&std_listener, libc::TCP_NODELAY, 1)?;
             let local = std_listener.local_addr()?;
             let ctx = ListenerContext {
                 protocol: spec.protocol,
@@ -177,16 +192,15 @@ fn register<L: AsRawFd>(listener: L) -> io::Result<AsyncFd<L>> {
     Ok(unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?)
 }
 
-/// Sets TCP_NODELAY on `socket`.
-fn set_nodelay(socket: &impl AsRawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
+/// Sets the `IPPROTO_TCP` option `name` of `socket` to `value`.
+fn set_tcp_option(socket: &impl AsRawFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt on a socket we hold, reading a local c_int.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -373,21 +387,78 @@ mod tests {
             .unwrap()
     }
 
-    fn nodelay(fd: RawFd) -> libc::c_int {
-        let mut on: libc::c_int = 0;
+    fn tcp_option(fd: RawFd, name: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: getsockopt into a local c_int of the length we pass.
         let rc = unsafe {
             libc::getsockopt(
                 fd,
                 libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&mut on as *mut libc::c_int).cast(),
+                name,
+                (&mut value as *mut libc::c_int).cast(),
                 &mut len,
             )
         };
         assert_eq!(rc, 0);
-        on
+        value
+    }
+
+    fn bind_tcp(defer_accept: bool) -> std::net::TcpListener {
+        let spec = ListenSpec {
+            protocol: Protocol::Http,
+            addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
+        };
+        match bind(&spec, 16, defer_accept).unwrap() {
+            BoundSocket::Tcp(l) => l,
+            BoundSocket::Unix(..) => unreachable!(),
+        }
+    }
+
+    /// The local port of whatever `accept` hands over next, if anything.
+    fn next_accepted_peer_port(listener: &std::net::TcpListener) -> Option<u16> {
+        match listener.accept() {
+            Ok((_, peer)) => Some(peer.port()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+
+    /// With deferred accept (the default) the listener hands over only
+    /// connections that have sent something: a client that connected
+    /// first but is silent stays with the kernel.
+    #[test]
+    fn deferred_accept_hands_over_a_connection_only_once_it_has_sent_bytes() {
+        let listener = bind_tcp(true);
+        assert!(tcp_option(listener.as_raw_fd(), libc::TCP_DEFER_ACCEPT) > 0);
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let silent = std::net::TcpStream::connect(addr).unwrap();
+        let mut talker = std::net::TcpStream::connect(addr).unwrap();
+        talker.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let talker_port = talker.local_addr().unwrap().port();
+        assert_eq!(next_accepted_peer_port(&listener), Some(talker_port));
+        assert_eq!(
+            next_accepted_peer_port(&listener),
+            None,
+            "the silent one was handed over"
+        );
+        drop(silent);
+    }
+
+    /// `--no-defer-accept`: every completed handshake is handed over, in
+    /// the order the clients connected.
+    #[test]
+    fn without_deferred_accept_a_silent_connection_is_handed_over_at_once() {
+        let listener = bind_tcp(false);
+        assert_eq!(tcp_option(listener.as_raw_fd(), libc::TCP_DEFER_ACCEPT), 0);
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let silent = std::net::TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let silent_port = silent.local_addr().unwrap().port();
+        assert_eq!(next_accepted_peer_port(&listener), Some(silent_port));
     }
 
     /// TCP_NODELAY is set once on the listener and relied on to be
@@ -398,13 +469,17 @@ mod tests {
         runtime().block_on(async {
             let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             std_listener.set_nonblocking(true).unwrap();
-            set_nodelay(&std_listener).unwrap();
+            set_tcp_option(&std_listener, libc::TCP_NODELAY, 1).unwrap();
             let addr = std_listener.local_addr().unwrap();
             let listener = register(std_listener).unwrap();
             let mut client = std::net::TcpStream::connect(addr).unwrap();
             client.write_all(b"ping").unwrap();
             let (mut conn, peer) = listener.accept_peer().await.unwrap();
-            assert_eq!(nodelay(conn.as_raw_fd()), 1, "TCP_NODELAY not inherited");
+            assert_eq!(
+                tcp_option(conn.as_raw_fd(), libc::TCP_NODELAY),
+                1,
+                "TCP_NODELAY not inherited"
+            );
             assert_eq!(peer.addr.as_ref(), b"127.0.0.1");
             assert_eq!(peer.port, client.local_addr().unwrap().port().to_string());
             let mut buf = [0u8; 4];
