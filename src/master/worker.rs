@@ -45,8 +45,9 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
     let app = match app {
         Some(app) => app,
         None => {
-            interpreter::start();
-            match interpreter::load(&cli.app_spec()) {
+            let spec = cli.app_spec();
+            interpreter::start(spec.home.as_deref());
+            match interpreter::load(&spec) {
                 Ok(app) => Arc::new(app),
                 Err(e) => {
                     tracing::error!(worker = id, "cannot load the app: {e}");

@@ -50,7 +50,8 @@ pub struct LoadedApp {
     pub file_wrapper: Py<PyAny>,
 }
 
-/// Starts the interpreter (once per process).
+/// Starts the interpreter (once per process), inside the virtualenv
+/// `home` when that is one.
 ///
 /// CPython finds its standard library from its program name; embedded, the
 /// default name is `python3`, looked up on PATH, which may be another
@@ -58,14 +59,51 @@ pub struct LoadedApp {
 /// interpreter rwsgi was built against, when that file exists;
 /// `sys.executable` then names a real Python too, for apps that start
 /// subprocesses with it.
-pub fn start() {
-    let python = option_env!("BUILD_PYTHON_EXECUTABLE")
-        .map(PathBuf::from)
-        .filter(|p| p.exists());
+///
+/// With `--home` naming a virtualenv of this Python version, the program
+/// name is the virtualenv's `bin/python` instead, and CPython reads its
+/// `pyvenv.cfg` as that python would: `sys.prefix` is the virtualenv, its
+/// site-packages (and their `.pth` files) are on `sys.path`, and the base
+/// installation's site-packages are not, unless the virtualenv says
+/// `include-system-site-packages = true`.
+pub fn start(home: Option<&Path>) {
+    let python = home.and_then(venv_python).or_else(|| {
+        option_env!("BUILD_PYTHON_EXECUTABLE")
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+    });
     match python {
         Some(python) => initialize_as(&python),
         None => Python::initialize(),
     }
+}
+
+/// `home/bin/python` if `home` is a virtualenv (it has a `pyvenv.cfg`)
+/// made by the same Python minor version as the libpython rwsgi runs.
+fn venv_python(home: &Path) -> Option<PathBuf> {
+    let home = std::path::absolute(home).ok()?;
+    let cfg = std::fs::read_to_string(home.join("pyvenv.cfg")).ok()?;
+    let python = home.join("bin").join("python");
+    if !python.exists() {
+        return None;
+    }
+    // SAFETY: Py_GetVersion only formats compile-time strings into a
+    // static buffer; it needs no initialized interpreter.
+    let linked = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) };
+    let linked = minor_version(&linked.to_string_lossy())?;
+    let made_by = cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        matches!(key.trim(), "version" | "version_info").then(|| minor_version(value.trim()))?
+    })?;
+    (made_by == linked).then_some(python)
+}
+
+/// `"3.11"` of `"3.11.7 (main, ...)"` or `"3.11.7.final.0"`.
+fn minor_version(version: &str) -> Option<String> {
+    let mut parts = version.split_whitespace().next()?.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numeric(major) && numeric(minor)).then(|| format!("{major}.{minor}"))
 }
 
 /// Initializes CPython with `python` as its program name, then releases the
@@ -141,7 +179,9 @@ fn prepare_paths(py: Python<'_>, spec: &AppSpec) -> PyResult<()> {
         })?;
     }
     if let Some(home) = &home {
-        add_venv(py, home)?;
+        if !is_prefix(py, home)? {
+            add_venv(py, home)?;
+        }
     }
     for dir in pythonpath.iter().rev() {
         path.insert(0, dir.to_string_lossy().as_ref())?;
@@ -152,7 +192,19 @@ fn prepare_paths(py: Python<'_>, spec: &AppSpec) -> PyResult<()> {
     Ok(())
 }
 
-/// Adds a virtualenv's site-packages (and its .pth files) to sys.path.
+/// Whether the interpreter already runs inside `home` (started as its
+/// virtualenv's python, so its site-packages are on sys.path already).
+fn is_prefix(py: Python<'_>, home: &Path) -> PyResult<bool> {
+    let prefix: PathBuf = py.import("sys")?.getattr("prefix")?.extract()?;
+    Ok(match (prefix.canonicalize(), home.canonicalize()) {
+        (Ok(prefix), Ok(home)) => prefix == home,
+        _ => false,
+    })
+}
+
+/// Adds a virtualenv's site-packages (and its .pth files) to sys.path: a
+/// virtualenv the interpreter could not start in (no `pyvenv.cfg`, as
+/// old virtualenvs, or a prefix installed by hand).
 fn add_venv(py: Python<'_>, home: &Path) -> PyResult<()> {
     let version = py.version_info();
     let site_packages = home
@@ -345,4 +397,22 @@ pub fn fork_with_python() -> libc::pid_t {
             pid
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minor_version;
+
+    #[test]
+    fn minor_versions_come_from_py_get_version_and_pyvenv_cfg_alike() {
+        assert_eq!(
+            minor_version("3.11.7 (main, Nov 2 2026) [GCC 12]").as_deref(),
+            Some("3.11")
+        );
+        assert_eq!(minor_version("3.12.0.final.0").as_deref(), Some("3.12"));
+        assert_eq!(minor_version("3.9").as_deref(), Some("3.9"));
+        assert_eq!(minor_version("three.eleven"), None);
+        assert_eq!(minor_version("3"), None);
+        assert_eq!(minor_version(""), None);
+    }
 }

@@ -121,7 +121,7 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
     let app = if cli.lazy_apps {
         None
     } else {
-        interpreter::start();
+        interpreter::start(spec.home.as_deref());
         match interpreter::load(&spec) {
             Ok(app) => {
                 interpreter::freeze_for_fork();
