@@ -17,10 +17,15 @@ fn start(extra: &[&str]) -> Server {
 }
 
 fn wait_for(path: &std::path::Path, needle: &str) -> String {
+    wait_for_n(path, needle, 1)
+}
+
+/// Waits up to 5 s for `times` lines with `needle` in the file at `path`.
+fn wait_for_n(path: &std::path::Path, needle: &str, times: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) || Instant::now() > deadline {
+        if text.matches(needle).count() >= times || Instant::now() > deadline {
             return text;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -104,8 +109,9 @@ fn logto_writes_to_a_file_that_sigusr1_reopens() {
     let rotated = dir.join("rwsgi.log.1");
     std::fs::rename(&log, &rotated).unwrap();
     common::signal(server.pid(), libc_sig::SIGUSR1);
-    let text = wait_for(&log, "reopened log file");
-    assert!(text.contains("reopened log file"), "{text}");
+    // Every process reopens on its own: the master and both workers.
+    let text = wait_for_n(&log, "reopened log file", 3);
+    assert_eq!(text.matches("reopened log file").count(), 3, "{text}");
     for _ in 0..4 {
         server.get(Proto::Http, "/write?after-rotate");
     }

@@ -151,15 +151,19 @@ fn processes_start_that_many_workers_with_titles() {
         "{}",
         cmdline(server.pid())
     );
-    let mut titles: Vec<String> = workers(&server)
-        .into_iter()
-        .map(|p| cmdline(p).trim().to_string())
-        .collect();
-    titles.sort();
-    assert_eq!(
-        titles,
-        ["rwsgi worker 1", "rwsgi worker 2", "rwsgi worker 3"]
-    );
+    let titles = || {
+        let mut titles: Vec<String> = workers(&server)
+            .into_iter()
+            .map(|p| cmdline(p).trim().to_string())
+            .collect();
+        titles.sort();
+        titles
+    };
+    // A worker names itself just after the fork: until then it shows the
+    // master's title.
+    let want = ["rwsgi worker 1", "rwsgi worker 2", "rwsgi worker 3"];
+    wait_until(10, || titles() == want);
+    assert_eq!(titles(), want);
     let multiprocess = server.get(Proto::Http, "/");
     assert_eq!(multiprocess.status, 200);
 }
