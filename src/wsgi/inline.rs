@@ -78,7 +78,7 @@ struct Call {
     outcome: Option<Outcome>,
     observer: Option<Arc<dyn PoolObserver>>,
     service: Arc<ServiceTime>,
-    /// Time spent in the app so far (not in writes that had to wait).
+    /// Time spent in the app so far (not in writing its pieces).
     busy: std::time::Duration,
 }
 
@@ -112,18 +112,26 @@ impl Call {
 
 impl InlineCall for Call {
     fn step(&mut self, sent: &mut dyn FnMut() -> bool) -> bool {
-        // One clock reading around the whole run of pieces (writes that did
-        // not wait included), rather than two per piece.
+        // The app's service time is its Python time: the writes between
+        // pieces are the I/O thread's own work, which it would do just the
+        // same for the pool thread. Counted in, a stream of many small
+        // pieces over a socket whose writes are slow (a busy kernel) read
+        // as a slow app and went to the pool thread, where each piece then
+        // cost a thread hand-off more.
         let began = std::time::Instant::now();
+        let mut writing = std::time::Duration::ZERO;
         let done = Python::attach(|py| loop {
             if self.advance(py) {
                 return true;
             }
-            if !sent() {
+            let write_began = std::time::Instant::now();
+            let more = sent();
+            writing += write_began.elapsed();
+            if !more {
                 return false;
             }
         });
-        self.busy += began.elapsed();
+        self.busy += began.elapsed().saturating_sub(writing);
         self.finish_if_over();
         done
     }
@@ -134,5 +142,91 @@ impl InlineCall for Call {
             self.outcome = Some(Outcome::ClientGone);
             self.finish_if_over();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::exchange::{Body, EventSink, RequestLabel};
+    use crate::protocol::{BodyFraming, Request};
+    use crate::wsgi::file_wrapper::FileWrapper;
+
+    /// Ten pieces, yielded as fast as Python can.
+    const STREAM_APP: &std::ffi::CStr = c"
+def application(environ, start_response):
+    start_response('200 OK', [])
+    for _ in range(10):
+        yield b'x' * 1024
+";
+
+    fn stream_app() -> Arc<LoadedApp> {
+        Python::initialize();
+        Python::attach(|py| {
+            let module =
+                pyo3::types::PyModule::from_code(py, STREAM_APP, c"stream.py", c"stream").unwrap();
+            Arc::new(LoadedApp {
+                callable: module.getattr("application").unwrap().unbind(),
+                file_wrapper: py.get_type::<FileWrapper>().into_any().unbind(),
+            })
+        })
+    }
+
+    fn job() -> Job {
+        let request = Request {
+            vars: vec![
+                (
+                    Bytes::from_static(b"REQUEST_METHOD"),
+                    Bytes::from_static(b"GET"),
+                ),
+                (Bytes::from_static(b"PATH_INFO"), Bytes::from_static(b"/")),
+            ],
+            body: BodyFraming::Length(0),
+            keep_alive: true,
+            expect_continue: false,
+            http10: false,
+            head: false,
+        };
+        let label = RequestLabel::of(&request);
+        Job {
+            request,
+            body: Body::Buffered(Bytes::new()),
+            events: EventSink::buffer().0,
+            label,
+        }
+    }
+
+    /// Writes that take long without waiting on the client (a busy
+    /// kernel) are the I/O thread's work, not the app's: a fast app whose
+    /// pieces are slow to write still counts as fast and stays inline.
+    #[test]
+    fn the_time_spent_writing_pieces_is_not_the_apps_service_time() {
+        let service = Arc::new(ServiceTime::default());
+        let facts = WorkerFacts {
+            multithread: false,
+            multiprocess: false,
+        };
+        let runner = InlineApp::new(stream_app(), facts, None, service.clone());
+        let slow_write = Duration::from_millis(2);
+        for _ in 0..4 {
+            let mut call = runner.start(job()).expect("a stream takes steps");
+            let mut writes = 0;
+            let done = call.step(&mut || {
+                std::thread::sleep(slow_write);
+                writes += 1;
+                true
+            });
+            assert!(done, "the stream ends within one step");
+            assert!(writes >= 9, "{writes} writes");
+        }
+        let mean = service.mean().expect("four calls measured");
+        assert!(
+            mean < slow_write * 4,
+            "service time {mean:?} counts the 18 ms of writes per call"
+        );
     }
 }
