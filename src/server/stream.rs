@@ -26,6 +26,25 @@ pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static {
     /// Runs a non-blocking write-side syscall, clearing readiness on
     /// `WouldBlock` (tokio's `try_io`).
     fn try_write_io<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+    /// Lets the kernel gather small writes into full segments (Nagle:
+    /// TCP_NODELAY off) while a streamed body is written; turned back on,
+    /// whatever waits is pushed out at once. A no-op on Unix sockets,
+    /// which have no segments.
+    fn gather_writes(&self, on: bool) -> io::Result<()>;
+}
+
+/// Whether a socket type is TCP (and so has TCP_NODELAY).
+pub trait SocketKind {
+    /// True for TCP.
+    const TCP: bool;
+}
+
+impl SocketKind for std::net::TcpStream {
+    const TCP: bool = true;
+}
+
+impl SocketKind for std::os::unix::net::UnixStream {
+    const TCP: bool = false;
 }
 
 /// An accepted, non-blocking socket (TCP or Unix) that joins the event
@@ -198,7 +217,7 @@ impl<S: AsRawFd> AsRawFd for Conn<S> {
     }
 }
 
-impl<S: AsRawFd + Unpin + Send + Sync + 'static> Stream for Conn<S> {
+impl<S: AsRawFd + SocketKind + Unpin + Send + Sync + 'static> Stream for Conn<S> {
     async fn writable(&self) -> io::Result<()> {
         // Keep the readiness (dropping the guard does): the write that
         // follows clears it if it would block.
@@ -220,6 +239,28 @@ impl<S: AsRawFd + Unpin + Send + Sync + 'static> Stream for Conn<S> {
         match self.registered.get() {
             None => f(),
             Some(registered) => registered.try_io(Interest::WRITABLE, |_| f()),
+        }
+    }
+
+    fn gather_writes(&self, on: bool) -> io::Result<()> {
+        if !S::TCP {
+            return Ok(());
+        }
+        let nodelay = libc::c_int::from(!on);
+        // SAFETY: setsockopt on our own socket, reading a local c_int.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&nodelay as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 }

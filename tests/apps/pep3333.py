@@ -191,11 +191,14 @@ def closes_route(environ, start_response):
 
 
 def stream_route(environ, start_response):
-    """Yields one chunk, then waits for the test to create a flag file."""
+    """Yields two chunks at once, then waits for the test to create a flag
+    file (the second chunk is one a server may gather with the next: it
+    must still reach the client while the app waits)."""
     flag = environ["QUERY_STRING"]
 
     def body():
         yield b"first chunk;"
+        yield b"then another;"
         deadline = time.time() + 10
         while not os.path.exists(flag) and time.time() < deadline:
             time.sleep(0.01)
