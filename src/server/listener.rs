@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 
 use super::connection::serve_connection;
-use super::stream::{Conn, Stream};
+use super::stream::{set_tcp_option, Conn, Stream};
 use super::{ListenerContext, Peer, Shared};
 use crate::protocol::Protocol;
 
@@ -192,25 +192,6 @@ fn register<L: AsRawFd>(listener: L) -> io::Result<AsyncFd<L>> {
     Ok(unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?)
 }
 
-/// Sets the `IPPROTO_TCP` option `name` of `socket` to `value`.
-fn set_tcp_option(socket: &impl AsRawFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: setsockopt on a socket we hold, reading a local c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// A listening socket the accept loop takes connections from.
 trait Acceptor {
     /// The connected socket.
@@ -377,6 +358,7 @@ async fn accept_failed(name: &str, e: io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::stream::tcp_option;
     use std::io::{Read, Write};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -385,23 +367,6 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
-    }
-
-    fn tcp_option(fd: RawFd, name: libc::c_int) -> libc::c_int {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into a local c_int of the length we pass.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                name,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        value
     }
 
     fn bind_tcp(defer_accept: bool) -> std::net::TcpListener {

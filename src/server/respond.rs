@@ -327,24 +327,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::Protocol;
-    use crate::server::stream::Conn;
-
-    fn nodelay(fd: std::os::fd::RawFd) -> libc::c_int {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into a local c_int of the length we pass.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        value
-    }
+    use crate::server::stream::{tcp_option, Conn};
 
     /// A streamed response lets the kernel gather its pieces from the
     /// second write on, and its end sends later writes at once again (the
@@ -378,7 +361,7 @@ mod tests {
             writer.buffer(&mut first.drain(..)).unwrap();
             assert!(writer.try_flush(&conn).unwrap());
             assert_eq!(
-                nodelay(conn.as_raw_fd()),
+                tcp_option(conn.as_raw_fd(), libc::TCP_NODELAY),
                 1,
                 "the first write goes out as is"
             );
@@ -386,10 +369,18 @@ mod tests {
                 .buffer(&mut vec![Event::Data(Bytes::from_static(b"two"))].drain(..))
                 .unwrap();
             assert!(writer.try_flush(&conn).unwrap());
-            assert_eq!(nodelay(conn.as_raw_fd()), 0, "later pieces are gathered");
+            assert_eq!(
+                tcp_option(conn.as_raw_fd(), libc::TCP_NODELAY),
+                0,
+                "later pieces are gathered"
+            );
             let next = writer.apply(&mut conn, Event::End).await.unwrap();
             assert_eq!(next, Next::Done);
-            assert_eq!(nodelay(conn.as_raw_fd()), 1, "the end sends at once again");
+            assert_eq!(
+                tcp_option(conn.as_raw_fd(), libc::TCP_NODELAY),
+                1,
+                "the end sends at once again"
+            );
         });
         drop(conn);
         let mut reply = String::new();

@@ -246,22 +246,7 @@ impl<S: AsRawFd + SocketKind + Unpin + Send + Sync + 'static> Stream for Conn<S>
         if !S::TCP {
             return Ok(());
         }
-        let nodelay = libc::c_int::from(!on);
-        // SAFETY: setsockopt on our own socket, reading a local c_int.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&nodelay as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        set_tcp_option(self, libc::TCP_NODELAY, libc::c_int::from(!on))
     }
 }
 
@@ -353,4 +338,46 @@ pub async fn sendfile<S: Stream>(
         }
     }
     Ok(sent)
+}
+
+/// Sets the `IPPROTO_TCP` option `name` of `socket` to `value`.
+pub(super) fn set_tcp_option(
+    socket: &impl AsRawFd,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt on a socket we hold, reading a local c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `IPPROTO_TCP` option `name` of socket `fd` (for tests).
+#[cfg(test)]
+pub(super) fn tcp_option(fd: RawFd, name: libc::c_int) -> libc::c_int {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local c_int of the length we pass.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0);
+    value
 }
