@@ -200,7 +200,7 @@ impl ResponseWriter {
     /// instead of leaving it to wait for a delayed ACK.
     fn before_write<S: Stream>(&mut self, stream: &S) {
         self.writes = self.writes.saturating_add(1);
-        if self.writes == 2 && !self.gathering {
+        if self.writes == 2 {
             match stream.gather_writes(true) {
                 Ok(()) => self.gathering = true,
                 Err(e) => tracing::debug!("cannot turn Nagle on for a stream: {e}"),
