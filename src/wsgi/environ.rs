@@ -154,9 +154,9 @@ const KNOWN: [(&str, bool); 39] = [
 
 /// The index of `key` in [`KNOWN`]. Each request looks up every one of
 /// its variables, so the names are spread over [`BUCKETS`] by their
-/// length and last byte and a lookup compares one or two of them, not the
-/// whole list (the linear search cost about 2,000 instructions per
-/// request, a tenth of a hello request's).
+/// length and last byte and a lookup compares at most three of them, not
+/// the whole list (callgrind, hello app: 900 fewer instructions per
+/// request than the linear search, of 26,500).
 fn known_index(key: &[u8]) -> Option<usize> {
     static TABLE: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
