@@ -41,40 +41,46 @@ impl ResponseHead<'_> {
             _ => 0,
         }
     }
-
-    /// What the head's encoding needs to know of the app's headers, found
-    /// in one pass over them.
-    fn seen(&self) -> Seen {
-        let mut seen = Seen::default();
-        let mut length_seen = false;
-        for (name, value) in self.headers {
-            // Compare lengths first: most names are none of these.
-            match name.len() {
-                // The first Content-Length counts, as for any header.
-                14 if !length_seen && name.eq_ignore_ascii_case(b"content-length") => {
-                    length_seen = true;
-                    seen.content_length = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok());
-                }
-                6 if name.eq_ignore_ascii_case(b"server") => seen.server = true,
-                4 if name.eq_ignore_ascii_case(b"date") => seen.date = true,
-                _ => {}
-            }
-        }
-        seen
-    }
 }
 
 /// The app's headers that change what the server adds.
 #[derive(Debug, Default)]
 struct Seen {
-    /// A valid Content-Length header's value.
+    /// A Content-Length header was seen (the first one counts, as for any
+    /// header).
+    length_header: bool,
+    /// That header's value, when valid.
     content_length: Option<u64>,
     /// A Server header.
     server: bool,
     /// A Date header.
     date: bool,
+}
+
+/// The app's header names the head encoder acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    ContentLength,
+    Server,
+    Date,
+    /// Connection, Transfer-Encoding, Keep-Alive: the server owns them on
+    /// an HTTP connection.
+    HopByHop,
+}
+
+impl Special {
+    /// Which of these `name` is. Lengths first: most names are none.
+    fn of(name: &[u8]) -> Option<Special> {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            14 if is(b"content-length") => Some(Special::ContentLength),
+            6 if is(b"server") => Some(Special::Server),
+            4 if is(b"date") => Some(Special::Date),
+            10 if is(b"connection") || is(b"keep-alive") => Some(Special::HopByHop),
+            17 if is(b"transfer-encoding") => Some(Special::HopByHop),
+            _ => None,
+        }
+    }
 }
 
 /// Facts about the request that shape the response head.
@@ -90,13 +96,25 @@ pub struct RequestShape {
     pub keep_alive: bool,
 }
 
-/// Chooses the body framing for a response.
+/// Chooses the body framing for a response (the framing [`encode_head`]
+/// also returns).
 pub fn choose_framing(head: &ResponseHead<'_>, req: RequestShape) -> Framing {
+    let mut seen = Seen::default();
+    for (name, value) in head.headers {
+        if Special::of(name) == Some(Special::ContentLength) {
+            seen.note_length(value);
+        }
+    }
+    framing_for(head, seen.content_length, req)
+}
+
+/// The framing, given the app's valid Content-Length if any.
+fn framing_for(head: &ResponseHead<'_>, content_length: Option<u64>, req: RequestShape) -> Framing {
     let code = head.code();
     if req.head || (100..200).contains(&code) || code == 204 || code == 304 {
         return Framing::Empty;
     }
-    if let Some(len) = head.seen().content_length.or(head.known_length) {
+    if let Some(len) = content_length.or(head.known_length) {
         return Framing::Length(len);
     }
     // Chunked even when the connection closes afterwards: the last chunk
@@ -108,8 +126,30 @@ pub fn choose_framing(head: &ResponseHead<'_>, req: RequestShape) -> Framing {
     }
 }
 
-/// Writes a response head into `out`. Returns whether the connection may be
-/// kept open after the body (HTTP only; uwsgi and SCGI always close).
+impl Seen {
+    /// Notes a Content-Length header; only the first one counts.
+    fn note_length(&mut self, value: &[u8]) {
+        if !self.length_header {
+            self.length_header = true;
+            self.content_length = std::str::from_utf8(value.trim_ascii())
+                .ok()
+                .and_then(|v| v.parse().ok());
+        }
+    }
+}
+
+/// What [`encode_head`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The connection may stay open after the body (HTTP only; uwsgi and
+    /// SCGI always close).
+    pub keep_alive: bool,
+}
+
+/// Writes a response head into `out` and says how its body is framed, in
+/// one pass over the app's headers.
 ///
 /// `date` is the preformatted `Date` value (cached by the caller, it changes
 /// once a second).
@@ -117,11 +157,9 @@ pub fn encode_head(
     out: &mut BytesMut,
     head: &ResponseHead<'_>,
     req: RequestShape,
-    framing: Framing,
     date: &[u8],
-) -> bool {
-    let keep_alive = req.protocol == Protocol::Http && req.keep_alive && framing != Framing::Close;
-    let seen = head.seen();
+) -> Encoded {
+    let http = req.protocol == Protocol::Http;
     match req.protocol {
         Protocol::Scgi => {
             out.put_slice(b"Status: ");
@@ -136,13 +174,20 @@ pub fn encode_head(
     }
     out.put_slice(head.status);
     out.put_slice(b"\r\n");
+    let mut seen = Seen::default();
     for (name, value) in head.headers {
-        if req.protocol == Protocol::Http && is_hop_by_hop(name) {
-            continue;
+        match Special::of(name) {
+            Some(Special::ContentLength) => seen.note_length(value),
+            Some(Special::Server) => seen.server = true,
+            Some(Special::Date) => seen.date = true,
+            Some(Special::HopByHop) if http => continue,
+            Some(Special::HopByHop) | None => {}
         }
         put_header(out, name, value);
     }
-    if req.protocol == Protocol::Http {
+    let framing = framing_for(head, seen.content_length, req);
+    let keep_alive = http && req.keep_alive && framing != Framing::Close;
+    if http {
         if !seen.server {
             out.put_slice(b"Server: rwsgi\r\n");
         }
@@ -167,15 +212,10 @@ pub fn encode_head(
         }
     }
     out.put_slice(b"\r\n");
-    keep_alive
-}
-
-/// Headers the server owns on an HTTP connection: the app's values would
-/// contradict the framing the server chose.
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"connection")
-        || name.eq_ignore_ascii_case(b"transfer-encoding")
-        || name.eq_ignore_ascii_case(b"keep-alive")
+    Encoded {
+        framing,
+        keep_alive,
+    }
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -284,16 +324,10 @@ mod tests {
     }
 
     fn render(head: &ResponseHead<'_>, req: RequestShape) -> (String, Framing) {
-        let framing = choose_framing(head, req);
         let mut out = BytesMut::new();
-        encode_head(
-            &mut out,
-            head,
-            req,
-            framing,
-            b"Thu, 01 Jan 2026 00:00:00 GMT",
-        );
-        (String::from_utf8(out.to_vec()).unwrap(), framing)
+        let encoded = encode_head(&mut out, head, req, b"Thu, 01 Jan 2026 00:00:00 GMT");
+        assert_eq!(encoded.framing, choose_framing(head, req));
+        (String::from_utf8(out.to_vec()).unwrap(), encoded.framing)
     }
 
     #[test]

@@ -71,6 +71,12 @@ pub struct Entry<'a> {
 }
 
 impl AccessLog {
+    /// Whether any response can get a line; when none can, the request's
+    /// facts need not be kept.
+    pub fn enabled(&self) -> bool {
+        self.all || self.client_errors || self.server_errors
+    }
+
     /// Whether a response with `status` is logged.
     pub fn wants(&self, status: u16) -> bool {
         self.all

@@ -325,7 +325,11 @@ async fn serve_request<S: Stream>(
             After::Close
         };
     }
-    let info = RequestInfo::of(&request, &label);
+    let info = ctx
+        .shared
+        .access_log
+        .enabled()
+        .then(|| RequestInfo::of(&request, &label));
     let shape = RequestShape {
         protocol: ctx.protocol,
         head: request.head,
@@ -441,22 +445,20 @@ async fn serve_request<S: Stream>(
             false
         }
     };
+    let duration = started.elapsed();
     if let Some(observer) = &shared.observer {
-        observer.request_finished(
-            ctx.protocol,
-            writer.status,
-            writer.body_bytes,
-            started.elapsed(),
-        );
+        observer.request_finished(ctx.protocol, writer.status, writer.body_bytes, duration);
     }
-    shared.access_log.record(&Entry {
-        request: &info,
-        protocol: ctx.protocol,
-        status: writer.status,
-        bytes: writer.body_bytes,
-        duration: started.elapsed(),
-        complete: outcome,
-    });
+    if let Some(info) = &info {
+        shared.access_log.record(&Entry {
+            request: info,
+            protocol: ctx.protocol,
+            status: writer.status,
+            bytes: writer.body_bytes,
+            duration,
+            complete: outcome,
+        });
+    }
     if outcome && writer.keep_alive {
         After::KeepAlive
     } else {

@@ -265,6 +265,24 @@ const DEFAULTED: [(&[u8], &[u8]); 9] = [
     (b"REQUEST_METHOD", b"GET"),
 ];
 
+/// Where `key` is in [`DEFAULTED`]. Literal patterns let the compiler
+/// compare a name by its length and a word or two, where a search through
+/// the table called `memcmp` for every candidate of the same length.
+fn defaulted_index(key: &[u8]) -> Option<usize> {
+    Some(match key {
+        b"SERVER_NAME" => 0,
+        b"SERVER_PORT" => 1,
+        b"REMOTE_ADDR" => 2,
+        b"REMOTE_PORT" => 3,
+        b"SCRIPT_NAME" => 4,
+        b"PATH_INFO" => 5,
+        b"QUERY_STRING" => 6,
+        b"SERVER_PROTOCOL" => 7,
+        b"REQUEST_METHOD" => 8,
+        _ => return None,
+    })
+}
+
 /// The remote end of a connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -294,10 +312,10 @@ impl ListenerContext {
         let mut present = [false; DEFAULTED.len()];
         let mut host = None;
         for (key, value) in &request.vars {
-            if key.as_ref() == b"HTTP_HOST" {
-                host = Some(value);
-            } else if let Some(i) = DEFAULTED.iter().position(|(k, _)| *k == key.as_ref()) {
-                present[i] = true;
+            match defaulted_index(key) {
+                Some(i) => present[i] = true,
+                None if key.as_ref() == b"HTTP_HOST" => host = Some(value),
+                None => {}
             }
         }
         let mut from_connection = if self.protocol == Protocol::Http {
@@ -366,6 +384,27 @@ mod tests {
         for (host, name, port) in cases {
             let (n, p) = split_host(&Bytes::copy_from_slice(host), &default);
             assert_eq!((n.as_ref(), p.as_ref()), (name, port));
+        }
+    }
+
+    #[test]
+    fn defaulted_index_finds_each_defaulted_name_and_nothing_else() {
+        for (i, (name, _)) in DEFAULTED.iter().enumerate() {
+            assert_eq!(
+                defaulted_index(name),
+                Some(i),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        for other in [
+            &b"HTTP_HOST"[..],
+            b"SERVER_NAMES",
+            b"server_name",
+            b"",
+            b"PATH_INF",
+        ] {
+            assert_eq!(defaulted_index(other), None);
         }
     }
 }

@@ -10,8 +10,7 @@ use super::date::http_date;
 use super::stream::{sendfile, write_within, Stream};
 use crate::exchange::Event;
 use crate::protocol::response::{
-    choose_framing, encode_chunk_header, encode_head, Framing, RequestShape, ResponseHead,
-    LAST_CHUNK,
+    encode_chunk_header, encode_head, Encoded, Framing, RequestShape, ResponseHead, LAST_CHUNK,
 };
 
 /// Pieces larger than this are written straight from the app's buffer
@@ -132,9 +131,12 @@ impl ResponseWriter {
             headers,
             known_length,
         };
-        let framing = choose_framing(&head, self.shape);
         self.status = head.code();
-        self.keep_alive = encode_head(&mut self.out, &head, self.shape, framing, &http_date());
+        let Encoded {
+            framing,
+            keep_alive,
+        } = encode_head(&mut self.out, &head, self.shape, &http_date());
+        self.keep_alive = keep_alive;
         self.remaining = match framing {
             Framing::Length(n) => n,
             _ => u64::MAX,

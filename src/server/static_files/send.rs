@@ -10,7 +10,7 @@ use bytes::BytesMut;
 
 use super::reply::{Payload, Reply};
 use crate::exchange::RequestLabel;
-use crate::protocol::response::{choose_framing, encode_head, Framing, RequestShape, ResponseHead};
+use crate::protocol::response::{encode_head, Encoded, Framing, RequestShape, ResponseHead};
 use crate::protocol::{BodyFraming, Request};
 use crate::server::access_log::{Entry, RequestInfo};
 use crate::server::body::{BodyDecoder, Piece};
@@ -56,9 +56,11 @@ pub(super) async fn send<S: Stream>(
             tracing::info!(peer = %peer, listener = %ctx.name, request = %label, "client error: static: {reason} -> {code}");
         }
     }
-    let framing = choose_framing(&head, shape);
     let mut out = BytesMut::with_capacity(512);
-    let keep_alive = encode_head(&mut out, &head, shape, framing, &http_date());
+    let Encoded {
+        framing,
+        keep_alive,
+    } = encode_head(&mut out, &head, shape, &http_date());
     let body = if framing == Framing::Empty {
         Payload::Empty
     } else {
@@ -76,14 +78,16 @@ pub(super) async fn send<S: Stream>(
     if let Some(observer) = &shared.observer {
         observer.request_finished(ctx.protocol, code, body_bytes, elapsed);
     }
-    shared.access_log.record(&Entry {
-        request: &RequestInfo::of(request, label),
-        protocol: ctx.protocol,
-        status: code,
-        bytes: body_bytes,
-        duration: elapsed,
-        complete: written.is_ok(),
-    });
+    if shared.access_log.wants(code) {
+        shared.access_log.record(&Entry {
+            request: &RequestInfo::of(request, label),
+            protocol: ctx.protocol,
+            status: code,
+            bytes: body_bytes,
+            duration: elapsed,
+            complete: written.is_ok(),
+        });
+    }
     written.is_ok() && keep_alive
 }
 
