@@ -213,3 +213,62 @@ impl ServiceTime {
             .then(|| std::time::Duration::from_nanos(self.mean_nanos.load(Relaxed)))
     }
 }
+
+/// How many of a worker's Python threads have a request (running or
+/// queued for one), so that a worker whose threads are all taken can let
+/// the other workers accept the next connection first.
+#[derive(Debug)]
+pub struct Occupancy {
+    /// Requests handed to the pool and not finished.
+    busy: std::sync::atomic::AtomicUsize,
+    /// The pool's threads.
+    threads: usize,
+    /// Woken when `busy` drops below `threads`.
+    freed: tokio::sync::Notify,
+}
+
+impl Occupancy {
+    /// Counts for a pool of `threads` threads.
+    pub fn new(threads: usize) -> Self {
+        Occupancy {
+            busy: std::sync::atomic::AtomicUsize::new(0),
+            threads: threads.max(1),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A request went to the pool.
+    pub fn took(&self) {
+        self.busy.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A request the pool had is finished.
+    pub fn released(&self) {
+        let before = self.busy.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        // Only the step from full to not full can end a wait.
+        if before == self.threads {
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// Requests the pool has, running or queued.
+    pub fn load(&self) -> usize {
+        self.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether a new request would wait for a thread.
+    pub fn full(&self) -> bool {
+        self.load() >= self.threads
+    }
+
+    /// Returns once a thread is free, or after `at_most`.
+    pub async fn wait_for_thread(&self, at_most: std::time::Duration) {
+        let freed = self.freed.notified();
+        // Registered before the check: a release between the two still
+        // wakes this wait.
+        if !self.full() {
+            return;
+        }
+        let _ = tokio::time::timeout(at_most, freed).await;
+    }
+}

@@ -169,6 +169,39 @@ fn processes_start_that_many_workers_with_titles() {
 }
 
 #[test]
+fn a_worker_with_every_thread_busy_leaves_new_connections_to_the_others() {
+    let dir = app_dir("accept-spread", "1");
+    let server = start(&dir, &["--processes", "2", "--threads", "3"]);
+    assert!(wait_until(10, || workers(&server).len() == 2));
+    // Both workers accepting: each has answered a request.
+    let mut seen = HashSet::new();
+    assert!(wait_until(10, || {
+        if let Ok(r) = try_get(&server.http, "/") {
+            seen.insert(fields(&r)["pid"].clone());
+        }
+        seen.len() == 2
+    }));
+    // Six slow requests, one after another: whichever worker takes three
+    // has every thread busy and must leave the rest to the other. (Without
+    // the deferral, one worker took all six in five runs out of five: the
+    // first worker awake takes each connection.)
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            thread::sleep(Duration::from_millis(60));
+            let addr = server.http.clone();
+            thread::spawn(move || try_get(&addr, "/sleep?1.5"))
+        })
+        .collect();
+    let mut served: std::collections::HashMap<String, usize> = Default::default();
+    for client in clients {
+        let response = client.join().unwrap().expect("a slow request failed");
+        *served.entry(fields(&response)["pid"].clone()).or_default() += 1;
+    }
+    assert_eq!(served.len(), 2, "one worker took every request: {served:?}");
+    assert!(served.values().all(|&n| n == 3), "{served:?}");
+}
+
+#[test]
 fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     let dir = app_dir("kill9", "1");
     let server = start(&dir, &["--processes", "2", "--threads", "2"]);

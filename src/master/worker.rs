@@ -16,7 +16,9 @@ use crate::config::Cli;
 use crate::exchange::{PoolObserver, RequestLabel, ServiceTime};
 use crate::protocol::Protocol;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
-use crate::server::{AccessLog, Inline, Lifecycle, Observer, Shared, Timeouts};
+use crate::server::{
+    AcceptDeferral, AccessLog, Inline, Lifecycle, Observer, Shared, Siblings, Timeouts,
+};
 use crate::wsgi::{interpreter, InlineApp, LoadedApp, ThreadPool, WorkerFacts};
 
 /// What a worker gets from the master.
@@ -101,6 +103,10 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
             return exit_code::FAILED;
         }
     };
+    let defer_accepts = (cli.processes > 1).then(|| AcceptDeferral {
+        occupancy: pool.occupancy(),
+        siblings: watch.clone(),
+    });
     let shared = Arc::new(Shared {
         limits: cli.limits(),
         post_buffering: cli.post_buffering,
@@ -124,6 +130,7 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         connection_slots: Arc::new(tokio::sync::Semaphore::new(cli.max_connections.max(1))),
         static_files: cli.static_files(),
         inline,
+        defer_accepts,
     });
     runtime.block_on(serve(id, cli, listeners, shared, watch))
 }
@@ -330,6 +337,25 @@ impl Observer for WorkerWatch {
             libc::raise(libc::SIGUSR2);
         }
         self.recycle(Recycle::Harakiri);
+    }
+}
+
+impl Siblings for WorkerWatch {
+    fn least_load(&self) -> Option<usize> {
+        scoreboard()
+            .slots()
+            .enumerate()
+            .filter(|(index, slot)| {
+                *index != self.slot
+                    && slot.pid.load(Ordering::Acquire) != 0
+                    && slot.ready.load(Ordering::Acquire) != 0
+                    && slot.recycle_reason() == Recycle::No
+            })
+            .map(|(_, slot)| {
+                let busy = slot.busy.load(Ordering::Relaxed);
+                (busy + slot.queued.load(Ordering::Relaxed)) as usize
+            })
+            .min()
     }
 }
 

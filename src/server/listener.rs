@@ -17,7 +17,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::connection::serve_connection;
 use super::stream::{set_tcp_option, Conn, Stream};
-use super::{ListenerContext, Peer, Shared};
+use super::{AcceptDeferral, ListenerContext, Peer, Shared};
 use crate::protocol::Protocol;
 
 /// Where a listener listens.
@@ -196,8 +196,12 @@ fn register<L: AsRawFd>(listener: L) -> io::Result<AsyncFd<L>> {
 trait Acceptor {
     /// The connected socket.
     type Conn: Stream + Sync;
-    /// Waits for the next connection and says who is on the other end.
-    fn accept_peer(&self) -> impl Future<Output = io::Result<(Self::Conn, Peer)>>;
+    /// Waits for the next connection and says who is on the other end;
+    /// with a `deferral`, takes it only when it is this worker's turn.
+    fn accept_peer(
+        &self,
+        deferral: Option<&AcceptDeferral>,
+    ) -> impl Future<Output = io::Result<(Self::Conn, Peer)>>;
 }
 
 /// `accept4(2)` of a non-blocking, close-on-exec socket (one syscall: no
@@ -259,12 +263,19 @@ fn socket_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 /// Waits until `listener` has a connection and accepts it with `accept`.
+/// The `deferral` is asked once a connection is waiting, not before the
+/// wait: the worker's load when it arrives is what counts. If another
+/// worker took it meanwhile, the accept finds none and this waits again.
 async fn accept_ready<L: AsRawFd, T>(
     listener: &AsyncFd<L>,
+    deferral: Option<&AcceptDeferral>,
     mut accept: impl FnMut(RawFd) -> io::Result<T>,
 ) -> io::Result<T> {
     loop {
         let mut ready = listener.readable().await?;
+        if let Some(deferral) = deferral {
+            deferral.turn().await;
+        }
         if let Ok(result) = ready.try_io(|l| accept(l.as_raw_fd())) {
             return result;
         }
@@ -274,10 +285,13 @@ async fn accept_ready<L: AsRawFd, T>(
 impl Acceptor for AsyncFd<std::net::TcpListener> {
     type Conn = Conn<std::net::TcpStream>;
 
-    async fn accept_peer(&self) -> io::Result<(Self::Conn, Peer)> {
+    async fn accept_peer(
+        &self,
+        deferral: Option<&AcceptDeferral>,
+    ) -> io::Result<(Self::Conn, Peer)> {
         // SAFETY: all-zero bytes are a valid sockaddr_storage.
         let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let fd = accept_ready(self, |l| accept4(l, Some(&mut addr))).await?;
+        let fd = accept_ready(self, deferral, |l| accept4(l, Some(&mut addr))).await?;
         let peer = match socket_addr(&addr) {
             Some(addr) => Peer {
                 addr: Bytes::from(addr.ip().to_string()),
@@ -295,8 +309,11 @@ impl Acceptor for AsyncFd<std::net::TcpListener> {
 impl Acceptor for AsyncFd<std::os::unix::net::UnixListener> {
     type Conn = Conn<std::os::unix::net::UnixStream>;
 
-    async fn accept_peer(&self) -> io::Result<(Self::Conn, Peer)> {
-        let fd = accept_ready(self, |l| accept4(l, None)).await?;
+    async fn accept_peer(
+        &self,
+        deferral: Option<&AcceptDeferral>,
+    ) -> io::Result<(Self::Conn, Peer)> {
+        let fd = accept_ready(self, deferral, |l| accept4(l, None)).await?;
         let peer = Peer {
             addr: Bytes::new(),
             port: Bytes::new(),
@@ -309,7 +326,7 @@ impl Acceptor for AsyncFd<std::os::unix::net::UnixListener> {
 async fn serve_listener<A: Acceptor>(listener: A, ctx: Arc<ListenerContext>) -> io::Result<()> {
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept_peer() => accepted,
+            accepted = listener.accept_peer(ctx.shared.defer_accepts.as_ref()) => accepted,
             _ = ctx.shared.lifecycle.drained() => return Ok(()),
         };
         match accepted {
@@ -439,7 +456,7 @@ mod tests {
             let listener = register(std_listener).unwrap();
             let mut client = std::net::TcpStream::connect(addr).unwrap();
             client.write_all(b"ping").unwrap();
-            let (mut conn, peer) = listener.accept_peer().await.unwrap();
+            let (mut conn, peer) = listener.accept_peer(None).await.unwrap();
             assert_eq!(
                 tcp_option(conn.as_raw_fd(), libc::TCP_NODELAY),
                 1,
@@ -470,7 +487,7 @@ mod tests {
             std_listener.set_nonblocking(true).unwrap();
             let listener = register(std_listener).unwrap();
             let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-            let (mut conn, _) = listener.accept_peer().await.unwrap();
+            let (mut conn, _) = listener.accept_peer(None).await.unwrap();
             let writer = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(100));
                 client.write_all(b"late").unwrap();

@@ -68,6 +68,60 @@ pub struct Shared {
     pub static_files: StaticFiles,
     /// Set when the app runs on this (I/O) thread: one Python thread.
     pub inline: Option<Inline>,
+    /// Set when other worker processes accept on the same sockets.
+    pub defer_accepts: Option<AcceptDeferral>,
+}
+
+/// The other workers accepting on the same sockets, as far as this one
+/// can see them.
+pub trait Siblings: Send + Sync + 'static {
+    /// The fewest requests (running or queued) any other live worker
+    /// has; `None` when there is none.
+    fn least_load(&self) -> Option<usize>;
+}
+
+/// Leaves new connections to the other workers while every Python thread
+/// here has a request and another worker has fewer. Every worker waits on
+/// the same sockets and whichever is first takes a connection, so without
+/// this one worker could hold more keep-alive connections than it has
+/// threads (their requests queue) while another has threads idle. The
+/// least loaded worker always accepts at once, so when all are full
+/// requests still queue, or get their 503, without delay.
+pub struct AcceptDeferral {
+    /// This worker's threads.
+    pub occupancy: Arc<crate::exchange::Occupancy>,
+    /// The others'.
+    pub siblings: Arc<dyn Siblings>,
+}
+
+/// The longest a full worker leaves connections to the others (one may
+/// have a free thread by the scoreboard and still not be accepting).
+pub const ACCEPT_DEFER: Duration = Duration::from_millis(100);
+
+/// How often a deferring worker looks again at the others.
+const DEFER_RECHECK: Duration = Duration::from_millis(5);
+
+impl AcceptDeferral {
+    /// Returns when this worker should accept the next connection: at once
+    /// while it has a free thread or no other worker has fewer requests,
+    /// else when one of those becomes true or [`ACCEPT_DEFER`] has passed.
+    pub async fn turn(&self) {
+        let give_up = tokio::time::Instant::now() + ACCEPT_DEFER;
+        while self.occupancy.full()
+            && self
+                .siblings
+                .least_load()
+                .is_some_and(|least| least < self.occupancy.load())
+        {
+            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            self.occupancy
+                .wait_for_thread(left.min(DEFER_RECHECK))
+                .await;
+        }
+    }
 }
 
 /// Inline execution: the app runs on the I/O thread, one request at a

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use super::call;
 use super::environ::WorkerFacts;
 use super::interpreter::LoadedApp;
-use crate::exchange::{Dispatch, Job, PoolObserver, ServiceTime};
+use crate::exchange::{Dispatch, Job, Occupancy, PoolObserver, ServiceTime};
 
 /// A pool of Python threads running the app.
 pub struct ThreadPool {
@@ -18,6 +18,8 @@ pub struct ThreadPool {
     queue: Sender<Job>,
     /// Told about queue depth, for stats.
     observer: Option<Arc<dyn PoolObserver>>,
+    /// Requests the threads have, counted for the accept loops.
+    occupancy: Arc<Occupancy>,
 }
 
 impl ThreadPool {
@@ -32,21 +34,37 @@ impl ThreadPool {
         service: Arc<ServiceTime>,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = crossbeam_channel::bounded(queue_size);
+        let occupancy = Arc::new(Occupancy::new(threads));
         for n in 0..threads {
             let jobs = jobs.clone();
             let app = app.clone();
             let observer = observer.clone();
             let service = service.clone();
+            let occupancy = occupancy.clone();
             std::thread::Builder::new()
                 .name(format!("rwsgi-py-{n}"))
-                .spawn(move || serve_jobs(n, jobs, &app, facts, observer.as_deref(), &service))?;
+                .spawn(move || {
+                    let observer = observer.as_deref();
+                    serve_jobs(n, jobs, &app, facts, observer, &service, &occupancy)
+                })?;
         }
-        Ok(ThreadPool { queue, observer })
+        Ok(ThreadPool {
+            queue,
+            observer,
+            occupancy,
+        })
+    }
+
+    /// How busy the threads are.
+    pub fn occupancy(&self) -> Arc<Occupancy> {
+        self.occupancy.clone()
     }
 }
 
 impl Dispatch for ThreadPool {
     fn dispatch(&self, job: Job) -> Result<(), Box<Job>> {
+        // Counted before the send: the thread may finish it at once.
+        self.occupancy.took();
         match self.queue.try_send(job) {
             Ok(()) => {
                 if let Some(observer) = &self.observer {
@@ -55,6 +73,7 @@ impl Dispatch for ThreadPool {
                 Ok(())
             }
             Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                self.occupancy.released();
                 Err(Box::new(job))
             }
         }
@@ -69,6 +88,7 @@ fn serve_jobs(
     facts: WorkerFacts,
     observer: Option<&dyn PoolObserver>,
     service: &ServiceTime,
+    occupancy: &Occupancy,
 ) {
     Python::attach(|py| loop {
         let Ok(job) = py.detach(|| jobs.recv()) else {
@@ -83,6 +103,7 @@ fn serve_jobs(
         // A slow client is not a slow app: a stream that waited for its
         // reader must not keep the worker off the inline path.
         service.record(began.elapsed().saturating_sub(waited));
+        occupancy.released();
         if let Some(o) = observer {
             o.job_finished(thread, outcome == call::Outcome::AppError);
         }
