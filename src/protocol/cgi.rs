@@ -18,7 +18,9 @@ pub fn request_from_vars(
     raw: Vec<(Bytes, Bytes)>,
     limits: &Limits,
 ) -> Result<Request, ProtocolError> {
-    let mut vars: Vec<(Bytes, Bytes)> = Vec::with_capacity(raw.len());
+    // Room for what the server adds later too, so it never reallocates.
+    let mut vars: Vec<(Bytes, Bytes)> =
+        Vec::with_capacity(raw.len() + 1 + crate::protocol::CONNECTION_VARS);
     for (key, value) in raw {
         if key.as_ref() == b"HTTP_CONTENT_TYPE" || key.as_ref() == b"HTTP_CONTENT_LENGTH" {
             continue;
