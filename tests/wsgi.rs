@@ -611,6 +611,55 @@ fn each_generated_chunk_reaches_the_client_as_it_is_produced() {
     }
 }
 
+/// With one Python thread, a response whose bytes are all known waits for
+/// its call to end (and for the other ready connections' apps) before it
+/// is written, so that one round's responses leave together. An app that
+/// works on in `close()` after its last byte would have its response held
+/// by that work: once it shows it does, responses go out at once again.
+#[test]
+fn post_response_work_in_close_holds_a_response_back_at_most_once() {
+    let server = pep3333("1");
+    for _ in 0..30 {
+        assert_eq!(server.get(Proto::Http, "/write").status, 200);
+    }
+    // 5 ms of work in close(): over the limit, still a fast app (inline).
+    let r = server.get(Proto::Http, "/tail?ms=5");
+    assert_eq!(r.text(), "tailed body");
+    assert!(
+        server.wait_log("final bytes are written at once", 5),
+        "{}",
+        server.log()
+    );
+    // This close() waits until the client has the body: it must arrive
+    // while close() still runs, not after its 10 s wait.
+    let flag = server.dir.join("tail-flag");
+    let mut s = TcpStream::connect(&server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /tail?flag={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        flag.display()
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"tailed body") {
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("the body waited for close(): {e}"));
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    std::fs::write(&flag, b"go").unwrap();
+    common::read_to_close(&mut s);
+    let seen = flag.with_extension("seen");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "signalled");
+}
+
 #[test]
 fn file_wrapper_sends_a_real_file_with_sendfile() {
     let server = pep3333("1");

@@ -404,7 +404,7 @@ async fn serve_request<S: Stream>(
     };
     // With inline execution, one request runs Python at a time: wait for
     // the turn (or get a 503 when too many wait).
-    let _turn = match &shared.inline {
+    let mut turn = match &shared.inline {
         Some(inline) => match inline.admit().await {
             Some(turn) => Some(turn),
             None => {
@@ -419,7 +419,7 @@ async fn serve_request<S: Stream>(
         .as_ref()
         .filter(|i| matches!(job.body, Body::Buffered(_)) && i.preferred());
     let outcome = match inline {
-        Some(inline) => run_inline(stream, &inline.runner, job, &mut writer, peer, &label).await,
+        Some(inline) => run_inline(stream, inline, job, &mut writer, peer, &label, &mut turn).await,
         None => match dispatch(
             stream,
             buf,

@@ -3,7 +3,6 @@
 //! the rest of the body is fed to `wsgi.input`), or inline on this thread a
 //! step at a time; plus the 503 for a full queue and the 504 of harakiri.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -12,8 +11,8 @@ use tokio::sync::mpsc;
 use super::body::{BodyError, BodyFeed};
 use super::respond::{Next, ResponseWriter};
 use super::stream::{write_within, Stream};
-use super::{ListenerContext, Peer};
-use crate::exchange::{Event, EventSink, InlineRunner, Job, RequestLabel};
+use super::{Inline, ListenerContext, Peer};
+use crate::exchange::{Event, EventSink, Job, RequestLabel};
 use crate::protocol::response::{reason, simple_response};
 
 /// Response events buffered between the app's thread and the socket.
@@ -72,19 +71,38 @@ pub(super) async fn overloaded<S: Stream>(
 
 /// Runs the app on this thread a step at a time, writing each step's
 /// output before the next (so chunks stream and a gone client is noticed).
+///
+/// A response whose bytes are all known (a filled Content-Length, or no
+/// body) is not written at once: the call goes on to its end (the
+/// iterable's last `next()` and `close()`), `turn` (the Python turn) is
+/// given up, and the write waits for the other connections that are
+/// ready now to run their apps first, so the responses of one round
+/// leave back to back. A client (or nginx) then finds several responses
+/// per wake-up instead of being woken, and preempting this worker, once
+/// per response; bjoern gets the same from writing only on its next round
+/// of events. One round of apps is the most a response waits; alone, it
+/// waits for nothing. An app that once works on for long after its last
+/// byte (post-response work in `close()`) has its bytes written at once
+/// from then on ([`Inline::saw_tail`]).
 pub(super) async fn run_inline<S: Stream>(
     stream: &mut S,
-    runner: &Arc<dyn InlineRunner>,
+    inline: &Inline,
     job: Job,
     writer: &mut ResponseWriter,
     peer: &Peer,
     label: &RequestLabel,
+    turn: &mut Option<tokio::sync::SemaphorePermit<'_>>,
 ) -> Pumped {
     let EventSink::Buffer(buffer) = job.events.clone() else {
         unreachable!("inline jobs carry a buffer sink");
     };
-    let mut call = runner.start(job);
+    let hold = inline.holds_final_bytes();
+    let mut call = inline.runner.start(job);
     loop {
+        if call.is_none() && turn.take().is_some() && writer_waits(writer, &buffer) {
+            // The call is over; the rest is this connection's own writing.
+            YieldOnce::default().await;
+        }
         let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
         for event in events {
             match writer.apply(stream, event).await {
@@ -100,19 +118,22 @@ pub(super) async fn run_inline<S: Stream>(
                 }
             }
         }
-        if let Err(e) = writer.flush(stream).await {
-            tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
-            if let Some(call) = call.take() {
-                call.abandon();
+        let complete = hold && writer.body_complete();
+        if !complete {
+            if let Err(e) = writer.flush(stream).await {
+                tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                if let Some(call) = call.take() {
+                    call.abandon();
+                }
+                return Pumped::Broken;
             }
-            return Pumped::Broken;
         }
         match call.as_mut() {
             Some(c) => {
                 // Each piece the app makes goes out at once while the socket
                 // takes it, without leaving the GIL or this loop; the first
                 // piece that cannot (a full socket, a file, a large piece)
-                // is left for the loop above.
+                // is left for the loop above. Final bytes wait (see above).
                 let mut sent = || {
                     let mut events = buffer.lock().unwrap_or_else(|e| e.into_inner());
                     let mut drain = events.drain(..);
@@ -122,10 +143,15 @@ pub(super) async fn run_inline<S: Stream>(
                         return false;
                     }
                     drop(drain);
-                    matches!(writer.try_flush(&*stream), Ok(true))
+                    (hold && writer.body_complete())
+                        || matches!(writer.try_flush(&*stream), Ok(true))
                 };
+                let began = complete.then(Instant::now);
                 if c.step(&mut sent) {
                     call = None;
+                    if let Some(began) = began {
+                        inline.saw_tail(began.elapsed());
+                    }
                 }
             }
             None => {
@@ -133,6 +159,38 @@ pub(super) async fn run_inline<S: Stream>(
                 return Pumped::Broken;
             }
         }
+    }
+}
+
+/// Whether a finished call's response still has bytes to write: buffered
+/// in `writer`, or in events not yet applied (a call that ended in its
+/// first step).
+fn writer_waits(writer: &ResponseWriter, buffer: &std::sync::Mutex<Vec<Event>>) -> bool {
+    writer.has_pending() || !buffer.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+}
+
+/// Lets every other task that is ready now run once before this one goes
+/// on: the task wakes itself, so it goes to the back of the run queue,
+/// ahead of what the next poll of the sockets brings (tokio's `yield_now`
+/// would wait for that poll, an extra `epoll_wait` per request).
+#[derive(Default)]
+struct YieldOnce {
+    yielded: bool,
+}
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.yielded {
+            return std::task::Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 

@@ -26,7 +26,7 @@ mod static_files;
 mod stream;
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,12 +139,20 @@ pub struct Inline {
     queue_limit: usize,
     /// How long the app takes: inline only while it is fast.
     service: Arc<crate::exchange::ServiceTime>,
+    /// The app once went on working for long after its response's last
+    /// byte (in its iterable or its `close()`): from then on, final bytes
+    /// are written at once instead of waiting for the call to end.
+    slow_tails: AtomicBool,
 }
 
 /// An app whose mean service time is below this runs inline; a slower one
 /// on the pool thread, so the I/O thread stays free to answer (503s,
 /// timeouts) while it works.
 const INLINE_BELOW: Duration = Duration::from_millis(1);
+
+/// A call that goes on for longer than this after its response's last
+/// byte is known stops final bytes from waiting for calls to end.
+const TAIL_BELOW: Duration = Duration::from_millis(1);
 
 impl Inline {
     /// Inline execution through `runner`, at most `queue_limit` waiting;
@@ -160,6 +168,24 @@ impl Inline {
             waiting: AtomicUsize::new(0),
             queue_limit,
             service,
+            slow_tails: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a response's final bytes may wait for the end of its call
+    /// (and for the other connections ready now), to leave with theirs.
+    pub fn holds_final_bytes(&self) -> bool {
+        !self.slow_tails.load(Ordering::Relaxed)
+    }
+
+    /// Notes how long a call went on after its last byte was known.
+    pub fn saw_tail(&self, tail: Duration) {
+        if tail >= TAIL_BELOW && !self.slow_tails.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                "the app went on for {:.1} ms after a response's last byte; \
+                 final bytes are written at once from now on",
+                tail.as_secs_f64() * 1e3
+            );
         }
     }
 

@@ -229,6 +229,17 @@ impl ResponseWriter {
         Ok(())
     }
 
+    /// Whether the response's bytes are all known: nothing the app still
+    /// sends can reach the client (a Content-Length that is filled, or a
+    /// response that has no body).
+    pub fn body_complete(&self) -> bool {
+        match self.framing {
+            Some(Framing::Length(_)) => self.remaining == 0,
+            Some(Framing::Empty) => true,
+            _ => false,
+        }
+    }
+
     /// Whether bytes are waiting to be written.
     pub fn has_pending(&self) -> bool {
         !self.out.is_empty()

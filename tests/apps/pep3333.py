@@ -262,6 +262,35 @@ def one_arg_route(environ, start_response):
     return [b"never"]
 
 
+class TailedBody:
+    """A whole Content-Length body, then post-response work in close():
+    `ms=N` sleeps N ms; `flag=PATH` waits (up to 10 s) for the file PATH,
+    which the client writes once it has the body, and records in
+    PATH.seen whether it came ("signalled") or not ("timeout")."""
+
+    def __init__(self, query):
+        self.args = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+
+    def __iter__(self):
+        yield b"tailed body"
+
+    def close(self):
+        if "ms" in self.args:
+            time.sleep(int(self.args["ms"]) / 1000)
+            return
+        flag = self.args["flag"]
+        deadline = time.monotonic() + 10
+        while not os.path.exists(flag) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open(flag + ".seen", "w") as f:
+            f.write("signalled" if os.path.exists(flag) else "timeout")
+
+
+def tail_route(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "11")])
+    return TailedBody(environ["QUERY_STRING"])
+
+
 def empty_route(environ, start_response):
     start_response("204 No Content", [])
     return []
@@ -294,6 +323,7 @@ ROUTES = {
     "/echo": echo_route,
     "/generator": generator_route,
     "/empty": empty_route,
+    "/tail": tail_route,
     "/one-arg": one_arg_route,
     "/status": status_route,
 }
