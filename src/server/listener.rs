@@ -383,12 +383,7 @@ mod tests {
     use std::io::{Read, Write};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::server::stream::test_runtime as runtime;
 
     fn bind_tcp(defer_accept: bool) -> std::net::TcpListener {
         let spec = ListenSpec {

@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::time::Duration;
 
 use super::date::http_date;
-use super::stream::{sendfile, write_within, Stream};
+use super::stream::{sendfile, write_two_within, write_within, Stream};
 use crate::exchange::Event;
 use crate::protocol::response::{
     encode_chunk_header, encode_head, Encoded, Framing, RequestShape, ResponseHead, LAST_CHUNK,
@@ -256,8 +256,14 @@ impl ResponseWriter {
         if framing == Framing::Chunked {
             encode_chunk_header(&mut self.out, data.len());
         }
-        self.flush(stream).await?;
-        write_within(stream, &data, self.write_timeout).await?;
+        if self.out.is_empty() {
+            write_within(stream, &data, self.write_timeout).await?;
+        } else {
+            // The head (or a chunk header) and the piece in one syscall.
+            self.before_write(stream);
+            write_two_within(stream, &self.out, &data, self.write_timeout).await?;
+            self.out.clear();
+        }
         if framing == Framing::Chunked {
             self.out.put_slice(b"\r\n");
         }
