@@ -26,7 +26,7 @@ mod static_files;
 mod stream;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,10 +139,11 @@ pub struct Inline {
     queue_limit: usize,
     /// How long the app takes: inline only while it is fast.
     service: Arc<crate::exchange::ServiceTime>,
-    /// The app once went on working for long after its response's last
-    /// byte (in its iterable or its `close()`): from then on, final bytes
-    /// are written at once instead of waiting for the call to end.
-    slow_tails: AtomicBool,
+    /// Calls that went on working for long after their response's last
+    /// byte (in the iterable or `close()`); from [`SLOW_TAILS_TO_STOP`]
+    /// on, final bytes are written at once instead of waiting for the
+    /// call to end.
+    slow_tails: AtomicUsize,
 }
 
 /// An app whose mean service time is below this runs inline; a slower one
@@ -151,8 +152,13 @@ pub struct Inline {
 const INLINE_BELOW: Duration = Duration::from_millis(1);
 
 /// A call that goes on for longer than this after its response's last
-/// byte is known stops final bytes from waiting for calls to end.
+/// byte is known has a slow tail.
 const TAIL_BELOW: Duration = Duration::from_millis(1);
+
+/// Slow tails after which final bytes stop waiting for calls to end: an
+/// app's first calls can be slow once (Django's first `close()` takes a
+/// few ms), an app that works after its responses keeps being slow.
+const SLOW_TAILS_TO_STOP: usize = 3;
 
 impl Inline {
     /// Inline execution through `runner`, at most `queue_limit` waiting;
@@ -168,22 +174,24 @@ impl Inline {
             waiting: AtomicUsize::new(0),
             queue_limit,
             service,
-            slow_tails: AtomicBool::new(false),
+            slow_tails: AtomicUsize::new(0),
         }
     }
 
     /// Whether a response's final bytes may wait for the end of its call
     /// (and for the other connections ready now), to leave with theirs.
     pub fn holds_final_bytes(&self) -> bool {
-        !self.slow_tails.load(Ordering::Relaxed)
+        self.slow_tails.load(Ordering::Relaxed) < SLOW_TAILS_TO_STOP
     }
 
     /// Notes how long a call went on after its last byte was known.
     pub fn saw_tail(&self, tail: Duration) {
-        if tail >= TAIL_BELOW && !self.slow_tails.swap(true, Ordering::Relaxed) {
+        if tail >= TAIL_BELOW
+            && self.slow_tails.fetch_add(1, Ordering::Relaxed) + 1 == SLOW_TAILS_TO_STOP
+        {
             tracing::info!(
-                "the app went on for {:.1} ms after a response's last byte; \
-                 final bytes are written at once from now on",
+                "the app went on for {:.1} ms after a response's last byte, the \
+                 {SLOW_TAILS_TO_STOP}rd time; final bytes are written at once from now on",
                 tail.as_secs_f64() * 1e3
             );
         }
