@@ -570,6 +570,19 @@ fn close_is_called_when_the_client_disconnects() {
     );
 }
 
+/// Reads from `s` until what arrived contains `needle`; `what` says what
+/// a failed read means.
+fn read_until(s: &mut TcpStream, needle: &[u8], what: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(needle.len()).any(|w| w == needle) {
+        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(n > 0, "{what}: closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
 #[test]
 fn each_generated_chunk_reaches_the_client_as_it_is_produced() {
     let server = pep3333("1");
@@ -593,15 +606,11 @@ fn each_generated_chunk_reaches_the_client_as_it_is_produced() {
         // The app holds its last chunk back until the flag exists: the
         // two before it must already be here, though the second went out
         // as a gathered (Nagle) write.
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&got).contains("then another;") {
-            let n = s.read(&mut buf).unwrap_or_else(|e| {
-                panic!("{round}: the first chunks did not arrive on their own: {e}")
-            });
-            assert!(n > 0, "{round}: closed early");
-            got.extend_from_slice(&buf[..n]);
-        }
+        let mut got = read_until(
+            &mut s,
+            b"then another;",
+            &format!("{round}: the first chunks did not arrive on their own"),
+        );
         assert!(!String::from_utf8_lossy(&got).contains("second"), "{round}");
         std::fs::write(&flag, b"go").unwrap();
         got.extend_from_slice(&common::read_to_close(&mut s));
@@ -645,15 +654,7 @@ fn post_response_work_in_close_stops_holding_responses_back() {
         flag.display()
     )
     .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.ends_with(b"tailed body") {
-        let n = s
-            .read(&mut buf)
-            .unwrap_or_else(|e| panic!("the body waited for close(): {e}"));
-        assert!(n > 0, "closed early");
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_until(&mut s, b"tailed body", "the body waited for close()");
     std::fs::write(&flag, b"go").unwrap();
     common::read_to_close(&mut s);
     let seen = flag.with_extension("seen");

@@ -99,7 +99,7 @@ pub(super) async fn run_inline<S: Stream>(
     let hold = inline.holds_final_bytes();
     let mut call = inline.runner.start(job);
     loop {
-        if call.is_none() && turn.take().is_some() && writer_waits(writer, &buffer) {
+        if call.is_none() && turn.take().is_some() {
             // The call is over; the rest is this connection's own writing.
             YieldOnce::default().await;
         }
@@ -160,13 +160,6 @@ pub(super) async fn run_inline<S: Stream>(
             }
         }
     }
-}
-
-/// Whether a finished call's response still has bytes to write: buffered
-/// in `writer`, or in events not yet applied (a call that ended in its
-/// first step).
-fn writer_waits(writer: &ResponseWriter, buffer: &std::sync::Mutex<Vec<Event>>) -> bool {
-    writer.has_pending() || !buffer.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
 }
 
 /// Lets every other task that is ready now run once before this one goes
