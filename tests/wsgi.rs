@@ -583,6 +583,19 @@ fn read_until(s: &mut TcpStream, needle: &[u8], what: &str) -> Vec<u8> {
     got
 }
 
+/// Reads one response with a `size`-byte body from `s`.
+fn read_sized_response(s: &mut TcpStream, size: usize) -> Response {
+    let mut got = read_until(s, b"\r\n\r\n", "no response head");
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < head_end + size {
+        let n = s.read(&mut buf).expect("the body");
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    Response::from_raw(&got)
+}
+
 #[test]
 fn each_generated_chunk_reaches_the_client_as_it_is_produced() {
     let server = pep3333("1");
@@ -663,6 +676,54 @@ fn post_response_work_in_close_stops_holding_responses_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "signalled");
+}
+
+/// Page faults a process has taken (`minflt` of `/proc/<pid>/stat`).
+fn minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    // Field 10; `after_name` starts at field 3.
+    after_name.split(' ').nth(7).unwrap().parse().unwrap()
+}
+
+/// Rounds of eight 64 KiB POSTs in flight at once reuse the heap memory
+/// of the rounds before: glibc's default trim threshold gave it back to
+/// the kernel after each round, and the next one faulted ~120 zeroed
+/// pages back in (src/master/heap.rs).
+#[test]
+fn request_bodies_reuse_the_heap_instead_of_faulting_it_back_in() {
+    let server = pep3333("1");
+    assert_eq!(server.get(Proto::Http, "/write").status, 200);
+    let worker = common::children(server.pid())[0];
+    let size = 64 * 1024;
+    let mut request =
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    request.resize(request.len() + size, b'b');
+    let mut conns: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(&server.http).unwrap())
+        .collect();
+    let round = |conns: &mut [TcpStream]| {
+        for s in conns.iter_mut() {
+            s.write_all(&request).unwrap();
+        }
+        for s in conns.iter_mut() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(read_sized_response(s, size).body.len(), size);
+        }
+    };
+    for _ in 0..5 {
+        round(&mut conns);
+    }
+    let before = minor_faults(worker);
+    let rounds = 20;
+    for _ in 0..rounds {
+        round(&mut conns);
+    }
+    let per_round = (minor_faults(worker) - before) / rounds;
+    assert!(
+        per_round < 30,
+        "{per_round} page faults per round of eight 64 KiB bodies"
+    );
 }
 
 #[test]

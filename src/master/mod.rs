@@ -27,8 +27,10 @@
 //! - `supervisor`: the master's loop (spawn, reap, reload, stop).
 //! - `sockets`: binding, systemd socket activation, socket mode/owner.
 //! - `privileges`: `--uid` / `--gid`.
+//! - `heap`: malloc thresholds that keep request-body memory mapped.
 //! - `title`: process titles.
 
+mod heap;
 mod privileges;
 pub mod scoreboard;
 mod sockets;

@@ -44,6 +44,7 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         listeners,
         app,
     } = setup;
+    super::heap::keep_body_memory(cli.post_buffering);
     let app = match app {
         Some(app) => app,
         None => {
