@@ -16,6 +16,7 @@ use super::access_log::{Entry, RequestInfo};
 use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::handoff::{dispatch, harakiri, overloaded, run_inline, Pumped};
 use super::respond::ResponseWriter;
+use super::spare::{self, Kind};
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer, Shared};
 use crate::exchange::{Body, BodyMsg, EventSink, Job, RequestLabel};
@@ -31,44 +32,6 @@ const DRAIN_FIRST_REQUEST: std::time::Duration = std::time::Duration::from_secs(
 
 /// How much room a read asks for.
 const READ_SIZE: usize = 4096;
-
-/// Read buffers between uses. Each request used to allocate its buffer and
-/// free it when the connection went idle; reusing them saves that malloc
-/// and free (and the copy-on-split bookkeeping) on every request. One pool
-/// per I/O thread, a few buffers deep: idle connections still hold none.
-mod spare_buffers {
-    use bytes::BytesMut;
-    use std::cell::RefCell;
-
-    /// Buffers kept per thread; more are freed.
-    const KEPT: usize = 16;
-
-    thread_local! {
-        static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// A buffer from the pool, or an empty one (which allocates on its
-    /// first reserve).
-    pub fn take() -> BytesMut {
-        SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
-    }
-
-    /// Returns a buffer whose contents are no longer needed. Its memory
-    /// may still be shared with a request's bytes; `reserve` then
-    /// allocates afresh instead of reusing it.
-    pub fn give(mut buf: BytesMut) {
-        if buf.capacity() == 0 {
-            return;
-        }
-        buf.clear();
-        SPARE.with(|s| {
-            let mut spare = s.borrow_mut();
-            if spare.len() < KEPT {
-                spare.push(buf);
-            }
-        });
-    }
-}
 
 /// What the connection does after a request.
 enum After {
@@ -110,7 +73,7 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
             _ => break,
         }
     }
-    spare_buffers::give(buf);
+    spare::give(Kind::Read, buf);
     // Dropping the stream closes it (and sends the FIN): a shutdown()
     // first would only add a syscall per connection.
 }
@@ -207,19 +170,19 @@ async fn read_head<S: Stream>(
                 // bytes); the keep-alive timeout or a drain closes it. The
                 // buffer goes back to the worker's spares for the next
                 // connection that has bytes to read.
-                spare_buffers::give(std::mem::take(buf));
+                spare::give(Kind::Read, std::mem::take(buf));
                 match idle.wait(stream).await {
                     Ok(true) => {}
                     Ok(false) => return Ok(None),
                     Err(e) => return Err(HeadError::Io(e)),
                 }
-                *buf = spare_buffers::take();
+                *buf = spare::take(Kind::Read);
                 buf.reserve(READ_SIZE);
                 stream.read_buf(buf).await
             }
             Some(at) => {
                 if buf.capacity() == 0 {
-                    *buf = spare_buffers::take();
+                    *buf = spare::take(Kind::Read);
                 }
                 buf.reserve(READ_SIZE);
                 let first_wait = served == 0 && buf.is_empty();

@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::time::Duration;
 
 use super::date::http_date;
+use super::spare::{self, Kind};
 use super::stream::{sendfile, write_two_within, write_within, Stream};
 use crate::exchange::Event;
 use crate::protocol::response::{
@@ -16,6 +17,9 @@ use crate::protocol::response::{
 /// Pieces larger than this are written straight from the app's buffer
 /// instead of being copied into the coalescing buffer.
 const COPY_LIMIT: usize = 16 * 1024;
+
+/// Room a response buffer starts with: a usual head and a small body.
+const HEAD_ROOM: usize = 1024;
 
 /// The state of one response being written.
 #[derive(Debug)]
@@ -59,9 +63,11 @@ pub enum Next {
 impl ResponseWriter {
     /// A writer for a response to a request of `shape`.
     pub fn new(shape: RequestShape, write_timeout: Duration) -> Self {
+        let mut out = spare::take(Kind::Write);
+        out.reserve(HEAD_ROOM);
         ResponseWriter {
             shape,
-            out: BytesMut::with_capacity(1024),
+            out,
             framing: None,
             remaining: 0,
             keep_alive: false,
@@ -339,6 +345,13 @@ impl ResponseWriter {
     }
 }
 
+impl Drop for ResponseWriter {
+    /// The buffer goes back to this thread's spares for the next response.
+    fn drop(&mut self) {
+        spare::give(Kind::Write, std::mem::take(&mut self.out));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -407,6 +420,31 @@ mod tests {
         assert!(
             reply.ends_with("3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"),
             "{reply:?}"
+        );
+    }
+
+    /// A response's buffer is the one the response before it on this
+    /// thread used: no malloc and free per response.
+    #[test]
+    fn a_response_reuses_the_buffer_of_the_one_before() {
+        let shape = RequestShape {
+            protocol: Protocol::Http,
+            head: false,
+            http10: false,
+            keep_alive: true,
+        };
+        let first = ResponseWriter::new(shape, Duration::from_secs(5));
+        let at = first.out.as_ptr();
+        drop(first);
+        let spare = spare::take(Kind::Write);
+        assert_eq!(spare.as_ptr(), at, "the buffer went back to the spares");
+        assert!(spare.capacity() >= HEAD_ROOM);
+        spare::give(Kind::Write, spare);
+        let second = ResponseWriter::new(shape, Duration::from_secs(5));
+        assert_eq!(second.out.as_ptr(), at);
+        assert!(
+            spare::take(Kind::Write).capacity() == 0,
+            "and was taken again"
         );
     }
 }

@@ -1,0 +1,88 @@
+//! Buffers between uses, one pool per I/O thread and kind. Each request
+//! used to allocate its buffers and free them when done; reusing them
+//! saves that malloc and free on every request (and for response heads,
+//! glibc's slow path: a 1 KiB buffer is past its per-thread cache, so
+//! every one went through the bins and a consolidation). A few buffers
+//! deep: idle connections still hold none.
+
+use bytes::BytesMut;
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+/// Buffers kept per thread and kind; more are freed.
+const KEPT: usize = 16;
+/// A response buffer that grew past this (a long run of small streamed
+/// pieces) is freed instead of kept.
+const WRITE_KEPT_CAPACITY: usize = 64 * 1024;
+
+thread_local! {
+    static READS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static WRITES: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What a buffer is for.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// A connection's request bytes.
+    Read,
+    /// A response's head and coalesced small body pieces.
+    Write,
+}
+
+fn pool(kind: Kind) -> &'static LocalKey<RefCell<Vec<BytesMut>>> {
+    match kind {
+        Kind::Read => &READS,
+        Kind::Write => &WRITES,
+    }
+}
+
+/// A buffer from the pool, or an empty one (which allocates on its first
+/// reserve).
+pub fn take(kind: Kind) -> BytesMut {
+    pool(kind)
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Returns a buffer whose contents are no longer needed. Its memory may
+/// still be shared with a request's bytes; `reserve` then allocates
+/// afresh instead of reusing it.
+pub fn give(kind: Kind, mut buf: BytesMut) {
+    if buf.capacity() == 0 || matches!(kind, Kind::Write) && buf.capacity() > WRITE_KEPT_CAPACITY {
+        return;
+    }
+    buf.clear();
+    pool(kind).with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.len() < KEPT {
+            spare.push(buf);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_given_back_is_taken_again_with_its_memory() {
+        let mut buf = BytesMut::with_capacity(1024);
+        buf.extend_from_slice(b"response head");
+        let at = buf.as_ptr();
+        give(Kind::Write, buf);
+        let again = take(Kind::Write);
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), at);
+        assert!(again.capacity() >= 1024);
+        assert_eq!(take(Kind::Read).capacity(), 0, "kinds do not mix");
+    }
+
+    #[test]
+    fn an_overgrown_response_buffer_is_freed() {
+        give(
+            Kind::Write,
+            BytesMut::with_capacity(WRITE_KEPT_CAPACITY + 1),
+        );
+        assert_eq!(take(Kind::Write).capacity(), 0);
+    }
+}
