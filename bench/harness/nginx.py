@@ -6,9 +6,12 @@ only, runs in the foreground (`daemon off`) with one worker process, and is
 stopped by its own pid (its process group, which we created). The uwsgi and
 SCGI parameters are the stock `uwsgi_params` / `scgi_params` of the Debian
 package, written out in full so the config does not depend on /etc/nginx.
+The HTTP route (`proxy_pass`) keeps idle connections to the server open as
+the shipped `nginx/http.conf` does, with the same `keepalive` pool size.
 """
 
 import os
+import re
 import shutil
 
 from . import procs
@@ -53,11 +56,36 @@ def binary():
     return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def shipped_keepalive():
+    """The upstream `keepalive` pool size of the shipped nginx/http.conf."""
+    with open(os.path.join(REPO, "nginx", "http.conf")) as f:
+        found = re.search(r"^\s*keepalive\s+(\d+);", f.read(), re.MULTILINE)
+    if not found:
+        raise SystemExit("nginx/http.conf has no `keepalive N;` line for the http-unix route")
+    return int(found.group(1))
+
+
 def location(route, upstream):
     """The `location /` body passing requests to `upstream` over `route`."""
     if route.startswith("uwsgi"):
         return f"{UWSGI_PARAMS}\n        uwsgi_pass {upstream};"
+    if route.startswith("http"):
+        # The `upstream app` block (see config) holds the idle connections.
+        return ('\n        proxy_pass http://app;\n        proxy_http_version 1.1;'
+                '\n        proxy_set_header Connection "";\n        proxy_set_header Host $host;')
     return f"{SCGI_PARAMS}\n        scgi_pass {upstream};"
+
+
+def upstream_block(route, upstream):
+    """For the HTTP route, the `upstream app` block with the shipped
+    keepalive pool (and its 4 s idle time, under rwsgi's 5 s)."""
+    if not route.startswith("http"):
+        return ""
+    return (f"    upstream app {{\n        server {upstream};\n"
+            f"        keepalive {shipped_keepalive()};\n        keepalive_timeout 4s;\n    }}\n")
 
 
 # Each kind of temp path nginx would otherwise put under its compiled-in prefix.
@@ -66,7 +94,8 @@ TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 def config(prefix, port, route, upstream):
     """The whole nginx.conf for one run in front of a server."""
-    return conf_text(prefix, f"127.0.0.1:{port}", f"location / {{{location(route, upstream)}\n        }}")
+    return conf_text(prefix, f"127.0.0.1:{port}", f"location / {{{location(route, upstream)}\n        }}",
+                     http_extra=upstream_block(route, upstream))
 
 
 def conf_text(prefix, listen, location_block, workers=1, http_extra=""):

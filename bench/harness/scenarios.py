@@ -6,7 +6,11 @@ Every scenario runs 2 worker processes x 1 thread unless it says otherwise.
 - `http`: wrk talks HTTP/1.1 to the server directly (TCP, 127.0.0.1);
 - `uwsgi-unix`, `uwsgi-tcp`, `scgi-unix`: wrk talks to nginx, which passes
   the request on with `uwsgi_pass` / `scgi_pass` over a Unix socket or
-  127.0.0.1 TCP.
+  127.0.0.1 TCP: a new connection per request (neither protocol can carry
+  a second one);
+- `http-unix`: wrk talks to nginx, which passes the request on with
+  `proxy_pass` over a Unix socket and keeps idle HTTP/1.1 connections to
+  the server open, as the shipped nginx/http.conf does.
 """
 
 from dataclasses import dataclass
@@ -38,6 +42,12 @@ SCENARIOS = [
     Scenario("nginx-uwsgi-unix", "hello, nginx → uwsgi_pass unix", "hello:application", "uwsgi-unix"),
     Scenario("nginx-uwsgi-tcp", "hello, nginx → uwsgi_pass tcp", "hello:application", "uwsgi-tcp"),
     Scenario("nginx-scgi-unix", "hello, nginx → scgi_pass unix", "hello:application", "scgi-unix"),
+    Scenario(
+        "nginx-http-unix",
+        "hello, nginx → proxy_pass unix, keep-alive",
+        "hello:application",
+        "http-unix",
+    ),
     Scenario(
         "post-64k",
         "POST 64 KiB echo",

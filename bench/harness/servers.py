@@ -3,7 +3,8 @@
 Each server gets the same app object (MODULE:CALLABLE from bench/apps), the
 same processes x threads, a 1024-connection listen backlog and no access
 log. Only rwsgi and uWSGI speak the uwsgi and SCGI protocols, so only they
-run the nginx scenarios; every server runs the direct-HTTP ones it can.
+run the uwsgi_pass / scgi_pass scenarios; every server runs the HTTP ones
+it can, direct or behind nginx's proxy_pass (over a Unix socket).
 
 Choices made for fairness, also printed in the results:
 
@@ -85,8 +86,8 @@ class Server:
         return scenario.route in self.routes and scenario.threads <= self.max_threads
 
 
-HTTP = ("http",)
-ALL_ROUTES = ("http", "uwsgi-unix", "uwsgi-tcp", "scgi-unix")
+HTTP = ("http", "http-unix")
+ALL_ROUTES = (*HTTP, "uwsgi-unix", "uwsgi-tcp", "scgi-unix")
 
 
 def rwsgi_has_processes(binary):
@@ -97,8 +98,8 @@ def rwsgi_has_processes(binary):
 
 def rwsgi_argv(paths, sc, listen, has_processes):
     """rwsgi's command line."""
-    flag = {"http": "--http-socket", "uwsgi-unix": "--uwsgi-socket", "uwsgi-tcp": "--uwsgi-socket",
-            "scgi-unix": "--scgi-socket"}[sc.route]
+    flag = {"http": "--http-socket", "http-unix": "--http-socket", "uwsgi-unix": "--uwsgi-socket",
+            "uwsgi-tcp": "--uwsgi-socket", "scgi-unix": "--scgi-socket"}[sc.route]
     if has_processes:
         scale = ["--processes", str(sc.processes), "--threads", str(sc.threads)]
     else:
@@ -109,9 +110,9 @@ def rwsgi_argv(paths, sc, listen, has_processes):
 
 def uwsgi_argv(paths, sc, listen):
     """uWSGI's command line."""
-    flag = {"http": "--http-socket", "uwsgi-unix": "--socket", "uwsgi-tcp": "--socket",
-            "scgi-unix": "--scgi-socket"}[sc.route]
-    close = ["--add-header", "Connection: close"] if sc.route == "http" else []
+    flag = {"http": "--http-socket", "http-unix": "--http-socket", "uwsgi-unix": "--socket",
+            "uwsgi-tcp": "--socket", "scgi-unix": "--scgi-socket"}[sc.route]
+    close = ["--add-header", "Connection: close"] if sc.route in HTTP else []
     return [f"{paths.venv}/bin/uwsgi", flag, listen.addr, *close, "--master", "--processes", str(sc.processes),
             "--threads", str(sc.threads), "--module", sc.app, "--chdir", paths.apps,
             "--virtualenv", paths.venv, "--listen", "1024", "--disable-logging", "--die-on-term",
@@ -120,15 +121,20 @@ def uwsgi_argv(paths, sc, listen):
 
 def gunicorn_argv(paths, sc, listen):
     """Gunicorn's command line."""
-    return [f"{paths.venv}/bin/gunicorn", "--bind", listen.addr, "--workers", str(sc.processes),
+    bind = listen.addr if listen.kind == "tcp" else f"unix:{listen.addr}"
+    return [f"{paths.venv}/bin/gunicorn", "--bind", bind, "--workers", str(sc.processes),
             "--worker-class", "gthread", "--threads", str(sc.threads), "--backlog", "1024",
             "--chdir", paths.apps, sc.app]
 
 
 def granian_argv(paths, sc, listen):
     """Granian's command line."""
-    host, port = listen.addr.rsplit(":", 1)
-    return [f"{paths.venv}/bin/granian", "--interface", "wsgi", "--host", host, "--port", port,
+    if listen.kind == "tcp":
+        host, port = listen.addr.rsplit(":", 1)
+        bind = ["--host", host, "--port", port]
+    else:
+        bind = ["--uds", listen.addr]
+    return [f"{paths.venv}/bin/granian", "--interface", "wsgi", *bind,
             "--workers", str(sc.processes), "--blocking-threads", str(sc.threads),
             "--backlog", "1024", "--no-access-log", "--working-dir", paths.apps, sc.app]
 
