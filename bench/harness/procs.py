@@ -99,8 +99,23 @@ def pss_kib(pids):
     return total
 
 
+def sleeps(pids):
+    """How often the threads of `pids` have gone to sleep so far (voluntary
+    context switches, summed over every thread); a process or thread that
+    is gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        total += sum(_status_field(f"{pid}/task/{tid}", b"voluntary_ctxt_switches:") for tid in tids)
+    return total
+
+
 def _status_field(pid, name):
-    """A KiB figure from /proc/PID/status, 0 if the process is gone."""
+    """A number from /proc/PID/status (PID may be PID/task/TID), 0 if the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:

@@ -45,6 +45,7 @@ def summary(runs):
         socket_errors=sum(r["socket_errors"] for r in ok),
         errors_detail={k: sum(r["errors_detail"][k] for r in ok) for k in ok[0]["errors_detail"]},
         cpu_us_per_req=med("cpu_us_per_req"),
+        sleeps_per_req=med("sleeps_per_req") if all("sleeps_per_req" in r for r in ok) else None,
         peak_rss_mib=max(r["peak_rss_mib"] for r in ok),
         peak_pss_mib=max((r.get("peak_pss_mib") or 0) for r in ok) or None,
         other_load_pct=max(r["other_load_pct"] for r in ok),
@@ -81,21 +82,21 @@ def scenario_table(sc_name, by_server, order):
         f"thread{'s' if sc.threads != 1 else ''}, "
         f"wrk c={sc.connections}{', POST ' + str(sc.body_bytes) + ' B' if sc.body_bytes else ''}",
         "",
-        "| server | req/s | p50 ms | p99 ms | errors | CPU µs/req | peak RSS MiB | peak PSS MiB | other load % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | req/s | p50 ms | p99 ms | errors | CPU µs/req | sleeps/req | peak RSS MiB | peak PSS MiB | other load % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in order:
         s = by_server.get(name)
         if s is None:
             continue
         if "rps" not in s:
-            lines.append(f"| {name} | failed: {s['failures'][0][:80]} | | | | | | | |")
+            lines.append(f"| {name} | failed: {s['failures'][0][:80]} | | | | | | | | |")
             continue
         errors = error_cell(s)
         load = fmt(s["other_load_pct"], ".0f") + (" ⚠" if s["other_load_pct"] > LOAD_WARNING_PCT else "")
         lines.append(
             f"| {name} | {s['rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {errors} | "
-            f"{s['cpu_us_per_req']:,.0f} | {s['peak_rss_mib']:.1f} | {fmt(s.get('peak_pss_mib'), '.1f')} | {load} |"
+            f"{s['cpu_us_per_req']:,.0f} | {fmt(s.get('sleeps_per_req'), '.2f')} | {s['peak_rss_mib']:.1f} | {fmt(s.get('peak_pss_mib'), '.1f')} | {load} |"
         )
     return lines
 

@@ -88,11 +88,13 @@ def measure(ctx, sc, server, front, url, log):
     """Runs wrk once and measures the server tree around it."""
     cmd = wrk.argv(f"{ctx.paths.repo}/bench/wrk/report.lua", url, sc.connections, ctx.duration)
     before, busy0, self0 = procs.all_stats(), procs.machine_busy_ticks(), procs.own_and_children_ticks()
+    sleeps0 = procs.sleeps(procs.tree_pids(server.pid, before))
     start = time.monotonic()
     with procs.RssSampler(server.pid) as rss:
         res = wrk.run(cmd, sc.body_bytes, log)
     wall = time.monotonic() - start
     after, busy1, self1 = procs.all_stats(), procs.machine_busy_ticks(), procs.own_and_children_ticks()
+    sleeps1 = procs.sleeps(procs.tree_pids(server.pid, after))
     server_ticks = procs.tree_ticks(server.pid, after) - procs.tree_ticks(server.pid, before)
     nginx_ticks = 0
     if front is not None:
@@ -105,6 +107,9 @@ def measure(ctx, sc, server, front, url, log):
         wrk_argv=cmd,
         server_cpu_s=server_ticks / procs.CLK_TCK,
         cpu_us_per_req=server_ticks / procs.CLK_TCK / max(res["requests"], 1) * 1e6,
+        # How often the server's threads went to sleep (and so had to be
+        # woken) per request: each is a wake-up that may preempt nginx or wrk.
+        sleeps_per_req=(sleeps1 - sleeps0) / max(res["requests"], 1),
         peak_rss_mib=rss.peak_kib / 1024,
         peak_pss_mib=rss.peak_pss_kib / 1024,
         other_load_pct=max(other, 0) / procs.CLK_TCK / (wall * os.cpu_count()) * 100,
