@@ -99,9 +99,11 @@ pub(super) async fn run_inline<S: Stream>(
     let hold = inline.holds_final_bytes();
     let mut call = inline.runner.start(job);
     loop {
-        if call.is_none() && turn.take().is_some() {
-            // The call is over; the rest is this connection's own writing.
-            YieldOnce::default().await;
+        if call.is_none() {
+            // The call is over: all it produced is in the buffer.
+            let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
+            drop(buffer);
+            return finish_inline(stream, events, writer, peer, label, turn).await;
         }
         let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
         for event in events {
@@ -128,38 +130,68 @@ pub(super) async fn run_inline<S: Stream>(
                 return Pumped::Broken;
             }
         }
-        match call.as_mut() {
-            Some(c) => {
-                // Each piece the app makes goes out at once while the socket
-                // takes it, without leaving the GIL or this loop; the first
-                // piece that cannot (a full socket, a file, a large piece)
-                // is left for the loop above. Final bytes wait (see above).
-                let mut sent = || {
-                    let mut events = buffer.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut drain = events.drain(..);
-                    if let Err(needs_socket) = writer.buffer(&mut drain) {
-                        let rest: Vec<Event> = std::iter::once(needs_socket).chain(drain).collect();
-                        *events = rest;
-                        return false;
-                    }
-                    drop(drain);
-                    (hold && writer.body_complete())
-                        || matches!(writer.try_flush(&*stream), Ok(true))
-                };
-                let began = complete.then(Instant::now);
-                if c.step(&mut sent) {
-                    call = None;
-                    if let Some(began) = began {
-                        inline.saw_tail(began.elapsed());
-                    }
+        if let Some(c) = call.as_mut() {
+            // Each piece the app makes goes out at once while the socket
+            // takes it, without leaving the GIL or this loop; the first
+            // piece that cannot (a full socket, a file, a large piece)
+            // is left for the loop above. Final bytes wait (see above).
+            let mut sent = || {
+                let mut events = buffer.lock().unwrap_or_else(|e| e.into_inner());
+                let mut drain = events.drain(..);
+                if let Err(needs_socket) = writer.buffer(&mut drain) {
+                    let rest: Vec<Event> = std::iter::once(needs_socket).chain(drain).collect();
+                    *events = rest;
+                    return false;
+                }
+                drop(drain);
+                (hold && writer.body_complete()) || matches!(writer.try_flush(&*stream), Ok(true))
+            };
+            let began = complete.then(Instant::now);
+            if c.step(&mut sent) {
+                call = None;
+                if let Some(began) = began {
+                    inline.saw_tail(began.elapsed());
                 }
             }
-            None => {
-                tracing::error!(source = "rwsgi", request = %label, "internal error: the app's response ended without End");
+        }
+    }
+}
+
+/// Writes the output of an inline call that is over, after giving up the
+/// Python turn (see [`run_inline`]). What needs no socket (the head, small
+/// pieces) is encoded into the write buffer first, so the memory it held is
+/// freed before the other connections of the round run their apps: held
+/// as events, a round of 32 responses kept 32 of each of their allocations
+/// alive at once, more than malloc's per-thread cache takes back (7 per
+/// size), and most of every request's allocations then took its slow path.
+async fn finish_inline<S: Stream>(
+    stream: &mut S,
+    events: Vec<Event>,
+    writer: &mut ResponseWriter,
+    peer: &Peer,
+    label: &RequestLabel,
+    turn: &mut Option<tokio::sync::SemaphorePermit<'_>>,
+) -> Pumped {
+    let mut events = events.into_iter();
+    let needs_socket = writer.buffer(&mut events).err();
+    // Usually nothing is left after the end: this frees the events' memory.
+    let rest: Vec<Event> = events.collect();
+    if turn.take().is_some() {
+        YieldOnce::default().await;
+    }
+    for event in needs_socket.into_iter().chain(rest) {
+        match writer.apply(stream, event).await {
+            Ok(Next::More) => {}
+            Ok(Next::Done) => return Pumped::Complete,
+            Ok(Next::Abort) => return Pumped::Broken,
+            Err(e) => {
+                tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
                 return Pumped::Broken;
             }
         }
     }
+    tracing::error!(source = "rwsgi", request = %label, "internal error: the app's response ended without End");
+    Pumped::Broken
 }
 
 /// Lets every other task that is ready now run once before this one goes
@@ -313,4 +345,157 @@ async fn pump<S: Stream>(
         }
     }
     Pumped::Complete
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex, Weak};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::exchange::{Body, InlineCall, InlineRunner, ServiceTime};
+    use crate::protocol::response::RequestShape;
+    use crate::protocol::{BodyFraming, Protocol, Request};
+    use crate::server::stream::Conn;
+    use crate::server::Inline;
+
+    /// A body piece whose memory the test can see being freed.
+    struct Tracked(#[allow(dead_code)] Arc<()>);
+
+    impl AsRef<[u8]> for Tracked {
+        fn as_ref(&self) -> &[u8] {
+            b"hello"
+        }
+    }
+
+    /// What was true when the connection gave up the Python turn.
+    #[derive(Debug, Default, PartialEq)]
+    struct AtTheYield {
+        piece_freed: bool,
+        client_has_bytes: bool,
+    }
+
+    /// An app that answers at once, and a check, run by the next task in
+    /// line: the one the connection lets go first when it yields.
+    struct Answer {
+        client: Arc<Mutex<std::net::TcpStream>>,
+        seen: Arc<Mutex<Option<AtTheYield>>>,
+    }
+
+    impl InlineRunner for Answer {
+        fn start(&self, job: Job) -> Option<Box<dyn InlineCall>> {
+            let owner = Arc::new(());
+            let piece: Weak<()> = Arc::downgrade(&owner);
+            let EventSink::Buffer(events) = &job.events else {
+                unreachable!("inline jobs carry a buffer sink")
+            };
+            events.lock().unwrap().extend([
+                Event::Head {
+                    status: Bytes::from_static(b"200 OK"),
+                    headers: Vec::new(),
+                    known_length: Some(5),
+                },
+                Event::Data(Bytes::from_owner(Tracked(owner))),
+                Event::End,
+            ]);
+            let (client, seen) = (self.client.clone(), self.seen.clone());
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                let client_has_bytes = client.lock().unwrap().read(&mut byte).is_ok();
+                *seen.lock().unwrap() = Some(AtTheYield {
+                    piece_freed: piece.upgrade().is_none(),
+                    client_has_bytes,
+                });
+            });
+            None
+        }
+    }
+
+    /// A response held for the round is encoded before the connection
+    /// gives up the Python turn: the app's pieces are freed then, not after
+    /// every other connection of the round has run its app (which kept a
+    /// whole round's allocations alive, past malloc's per-thread cache);
+    /// the bytes still leave only after the yield.
+    #[test]
+    fn a_held_response_frees_the_apps_output_before_the_round_goes_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let client = Arc::new(Mutex::new(client));
+        let seen = Arc::new(Mutex::new(None));
+        let runner = Answer {
+            client: client.clone(),
+            seen: seen.clone(),
+        };
+        let inline = Inline::new(Arc::new(runner), 16, Arc::new(ServiceTime::default()));
+        let request = Request {
+            vars: vec![(
+                Bytes::from_static(b"REQUEST_METHOD"),
+                Bytes::from_static(b"GET"),
+            )],
+            body: BodyFraming::Length(0),
+            keep_alive: true,
+            expect_continue: false,
+            http10: false,
+            head: false,
+        };
+        let label = RequestLabel::of(&request);
+        let job = Job {
+            request,
+            body: Body::Buffered(Bytes::new()),
+            events: EventSink::buffer().0,
+            label: label.clone(),
+        };
+        let shape = RequestShape {
+            protocol: Protocol::Http,
+            head: false,
+            http10: false,
+            keep_alive: true,
+        };
+        let peer = Peer {
+            addr: Bytes::from_static(b"127.0.0.1"),
+            port: Bytes::from_static(b"1"),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pumped = runtime.block_on(async {
+            let mut conn = Conn::new(server);
+            let mut writer = ResponseWriter::new(shape, Duration::from_secs(5));
+            let mut turn = inline.admit().await;
+            run_inline(
+                &mut conn,
+                &inline,
+                job,
+                &mut writer,
+                &peer,
+                &label,
+                &mut turn,
+            )
+            .await
+        });
+        assert!(matches!(pumped, Pumped::Complete));
+        assert_eq!(
+            seen.lock().unwrap().take(),
+            Some(AtTheYield {
+                piece_freed: true,
+                client_has_bytes: false,
+            })
+        );
+        let client = client.lock().unwrap();
+        client.set_nonblocking(false).unwrap();
+        let mut reply = vec![0u8; 512];
+        let n = (&*client).read(&mut reply).unwrap();
+        let reply = String::from_utf8_lossy(&reply[..n]);
+        assert!(
+            reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("\r\n\r\nhello"),
+            "{reply:?}"
+        );
+    }
 }

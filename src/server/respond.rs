@@ -98,7 +98,7 @@ impl ResponseWriter {
     /// Applies the events that only add to the write buffer (a head, a
     /// body piece small enough to coalesce), in order, until one needs the
     /// socket; `Err` gives that one back, with the rest of `events` left.
-    pub fn buffer(&mut self, events: &mut std::vec::Drain<'_, Event>) -> Result<(), Event> {
+    pub fn buffer(&mut self, events: &mut impl Iterator<Item = Event>) -> Result<(), Event> {
         for event in events {
             match event {
                 Event::Head {
