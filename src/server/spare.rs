@@ -2,18 +2,26 @@
 //! used to allocate its buffers and free them when done; reusing them
 //! saves that malloc and free on every request (and for response heads,
 //! glibc's slow path: a 1 KiB buffer is past its per-thread cache, so
-//! every one went through the bins and a consolidation). A few buffers
-//! deep: idle connections still hold none.
+//! every one went through the bins and a consolidation). Idle connections
+//! still hold none.
+//!
+//! A pool is as deep as the requests one worker has in flight at once: a
+//! round of held inline responses (see `handoff::run_inline`) has a read
+//! and a write buffer out per connection. Sixteen deep, a round of 32
+//! connections freed and allocated 16 of each kind per round, half of
+//! them by malloc's slow path (4 KiB is past its per-thread cache).
 
 use bytes::BytesMut;
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-/// Buffers kept per thread and kind; more are freed.
-const KEPT: usize = 16;
-/// A response buffer that grew past this (a long run of small streamed
-/// pieces) is freed instead of kept.
-const WRITE_KEPT_CAPACITY: usize = 64 * 1024;
+/// Buffers kept per thread and kind; more are freed. At most 128 x 64 KiB
+/// per kind, and about 128 x 5 KiB for small requests: memory the worker
+/// used at its busiest.
+const KEPT: usize = 128;
+/// A buffer that grew past this (a large body read ahead, a long run of
+/// small streamed pieces) is freed instead of kept.
+const KEPT_CAPACITY: usize = 64 * 1024;
 
 thread_local! {
     static READS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
@@ -48,7 +56,7 @@ pub fn take(kind: Kind) -> BytesMut {
 /// still be shared with a request's bytes; `reserve` then allocates
 /// afresh instead of reusing it.
 pub fn give(kind: Kind, mut buf: BytesMut) {
-    if buf.capacity() == 0 || matches!(kind, Kind::Write) && buf.capacity() > WRITE_KEPT_CAPACITY {
+    if buf.capacity() == 0 || buf.capacity() > KEPT_CAPACITY {
         return;
     }
     buf.clear();
@@ -78,11 +86,26 @@ mod tests {
     }
 
     #[test]
-    fn an_overgrown_response_buffer_is_freed() {
-        give(
-            Kind::Write,
-            BytesMut::with_capacity(WRITE_KEPT_CAPACITY + 1),
-        );
-        assert_eq!(take(Kind::Write).capacity(), 0);
+    fn an_overgrown_buffer_is_freed() {
+        for kind in [Kind::Read, Kind::Write] {
+            give(kind, BytesMut::with_capacity(KEPT_CAPACITY + 1));
+            assert_eq!(take(kind).capacity(), 0);
+        }
+    }
+
+    /// A round of held responses has a buffer of each kind out per
+    /// connection: all of them come back to the pool, none is freed.
+    #[test]
+    fn a_round_of_64_connections_keeps_all_its_buffers() {
+        for kind in [Kind::Read, Kind::Write] {
+            let out: Vec<BytesMut> = (0..64).map(|_| BytesMut::with_capacity(4096)).collect();
+            let at: Vec<*const u8> = out.iter().map(|b| b.as_ptr()).collect();
+            for buf in out {
+                give(kind, buf);
+            }
+            let mut again: Vec<*const u8> = (0..64).map(|_| take(kind).as_ptr()).collect();
+            again.reverse();
+            assert_eq!(again, at, "every buffer was kept");
+        }
     }
 }
