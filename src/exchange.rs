@@ -27,7 +27,7 @@ pub struct Job {
 /// `METHOD /path?query`, naming a request in log lines. Holds shared
 /// slices of the request's bytes and becomes text only when a line that
 /// names it is written: most requests are never named.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RequestLabel {
     method: Bytes,
     uri: Bytes,

@@ -678,6 +678,34 @@ fn post_response_work_in_close_stops_holding_responses_back() {
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "signalled");
 }
 
+/// A worker reuses each request's start_response, wsgi.input and
+/// wsgi.errors when the app kept none of them (src/wsgi/recycle.rs). One
+/// the app kept stays its request's: writing to it later reaches no other
+/// response, on the inline path and on the pool thread alike.
+#[test]
+fn start_response_kept_past_its_request_never_writes_into_another() {
+    for threads in ["1", "4"] {
+        let server = pep3333(threads);
+        for _ in 0..30 {
+            assert_eq!(server.get(Proto::Http, "/write").status, 200);
+        }
+        assert_eq!(server.get(Proto::Http, "/keep").text(), "kept");
+        for _ in 0..10 {
+            let r = server.get(Proto::Http, "/late-write");
+            assert_eq!(r.status, 200, "{threads} threads");
+            let text = r.text();
+            assert!(
+                text.starts_with("clean:") && !text.contains("LEAKED"),
+                "{threads} threads: {text}"
+            );
+            for proto in [Proto::Http, Proto::Uwsgi, Proto::Scgi] {
+                let other = server.get(proto, "/write");
+                assert!(!other.text().contains("LEAKED"), "{}", other.text());
+            }
+        }
+    }
+}
+
 /// Page faults a process has taken (`minflt` of `/proc/<pid>/stat`).
 fn minor_faults(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -7,8 +7,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use super::environ::{self, WorkerFacts};
+use super::errors::ErrorStream;
 use super::file_wrapper::FileWrapper;
+use super::input::Input;
 use super::interpreter::LoadedApp;
+use super::recycle;
 use super::responder::{Disconnected, Responder};
 use crate::exchange::{Event, Job, RequestLabel};
 
@@ -51,12 +54,30 @@ pub fn run(
 /// (inline on the I/O thread, which writes between chunks).
 pub struct AppCall {
     responder: Py<Responder>,
+    /// The environ's `wsgi.input` and `wsgi.errors`, reused when the call
+    /// is over if the app kept neither.
+    input: Py<Input>,
+    errors: Py<ErrorStream>,
     iterable: Py<PyAny>,
     /// The iterator, once iteration started.
     iterator: Option<Py<PyIterator>>,
     /// The body length of a list/tuple response.
     known_length: Option<u64>,
     label: RequestLabel,
+}
+
+impl Drop for AppCall {
+    /// Its objects go back to this thread for its next request.
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            // The iterable first: a generator's frame holds start_response.
+            self.iterator = None;
+            drop(std::mem::replace(&mut self.iterable, py.None()));
+            recycle::recycle(py, &self.responder);
+            recycle::recycle(py, &self.input);
+            recycle::recycle(py, &self.errors);
+        });
+    }
 }
 
 /// Where an [`AppCall`] stands after [`AppCall::advance`].
@@ -83,18 +104,26 @@ impl AppCall {
             events,
             label,
         } = job;
-        let responder = match Bound::new(py, Responder::new(events)) {
-            Ok(r) => r,
-            Err(e) => {
-                log_app_error(py, &label, "could not create start_response", &e);
+        let made = (
+            recycle::take_or_new(py, Responder::new(events)),
+            recycle::take_or_new(py, Input::new(body)),
+            recycle::take_or_new(py, ErrorStream::new(&label)),
+        );
+        let (responder, input, errors) = match made {
+            (Ok(r), Ok(i), Ok(e)) => (r, i, e),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                log_app_error(py, &label, "could not create the request's objects", &e);
                 return Err(Outcome::AppError);
             }
         };
-        let result = environ::build(py, &request, body, &label, facts, app.file_wrapper.bind(py))
+        let file_wrapper = app.file_wrapper.bind(py);
+        let result = environ::build(py, &request, &input, &errors, facts, file_wrapper)
             .and_then(|environ| app.callable.bind(py).call1((environ, &responder)));
         match result {
             Ok(iterable) => Ok(AppCall {
                 responder: responder.unbind(),
+                input: input.unbind(),
+                errors: errors.unbind(),
                 iterable: iterable.unbind(),
                 iterator: None,
                 known_length: None,

@@ -29,6 +29,15 @@ impl ErrorStream {
     }
 }
 
+impl ErrorStream {
+    /// Logs a partial line and lets go of the label (slices of the
+    /// request's bytes), for reuse by the thread's next request.
+    pub(super) fn clear_for_reuse(&mut self) {
+        self.flush();
+        self.label = RequestLabel::default();
+    }
+}
+
 #[pymethods]
 impl ErrorStream {
     /// Writes text; each complete line becomes one log line.

@@ -22,6 +22,14 @@ pub struct Input {
 }
 
 impl Input {
+    /// Lets go of the body's memory and channel, for reuse by the
+    /// thread's next request.
+    pub(super) fn clear_for_reuse(&mut self) {
+        *self = Input::new(Body::Buffered(Bytes::new()));
+    }
+}
+
+impl Input {
     /// An input over `body`.
     pub fn new(body: Body) -> Self {
         match body {

@@ -15,6 +15,7 @@
 //! - `responder`: `start_response` and `write()`.
 //! - `file_wrapper`: `wsgi.file_wrapper`.
 //! - `errors`: `wsgi.errors`, written to the server log.
+//! - `recycle`: reuse of those per-request objects on their thread.
 
 mod call;
 mod environ;
@@ -24,6 +25,7 @@ mod inline;
 mod input;
 pub mod interpreter;
 pub mod pool;
+mod recycle;
 mod responder;
 
 pub use environ::WorkerFacts;

@@ -25,8 +25,9 @@ pub struct Responder {
     headers: Vec<(Bytes, Bytes)>,
     /// Whether the head has gone to the connection (no more changes).
     head_sent: bool,
-    /// The connection's end of the response.
-    events: EventSink,
+    /// The connection's end of the response; `None` while the responder
+    /// waits in this thread's spare slot for its next request.
+    events: Option<EventSink>,
     /// Set once a send failed: the client disconnected.
     gone: bool,
     /// Time spent waiting for the connection to take events (a full
@@ -41,7 +42,7 @@ impl Responder {
             status: None,
             headers: Vec::new(),
             head_sent: false,
-            events,
+            events: Some(events),
             gone: false,
             waited: std::time::Duration::ZERO,
         }
@@ -74,7 +75,11 @@ impl Responder {
             return Err(Disconnected);
         }
         match &self.events {
-            EventSink::Channel(events) => {
+            None => {
+                self.gone = true;
+                return Err(Disconnected);
+            }
+            Some(EventSink::Channel(events)) => {
                 // Usually there is room: send without giving up the GIL
                 // (re-taking it can wait a whole switch interval when many
                 // threads want it). Only a full channel waits, GIL released.
@@ -93,7 +98,7 @@ impl Responder {
                     return Err(Disconnected);
                 }
             }
-            EventSink::Buffer(buffer) => {
+            Some(EventSink::Buffer(buffer)) => {
                 buffer.lock().unwrap_or_else(|e| e.into_inner()).push(event)
             }
         }
@@ -137,6 +142,16 @@ impl Responder {
             return Ok(Err(gone));
         }
         Ok(self.send(py, Event::Data(data)))
+    }
+}
+
+impl Responder {
+    /// Drops the connection's end (a channel must close when its request
+    /// ends) and the head, for reuse by the thread's next request.
+    pub(super) fn clear_for_reuse(&mut self) {
+        self.events = None;
+        self.status = None;
+        self.headers = Vec::new();
     }
 }
 

@@ -291,6 +291,31 @@ def tail_route(environ, start_response):
     return TailedBody(environ["QUERY_STRING"])
 
 
+# What /keep holds on to after its request (checked by /late-write).
+KEPT = []
+
+
+def keep_route(environ, start_response):
+    KEPT.append((start_response, environ))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"kept"]
+
+
+def late_write_route(environ, start_response):
+    # Writes through the start_response of a request that ended: it must
+    # not reach this response (or any other), nor break it.
+    old_write, old_environ = KEPT[-1]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    outcome = []
+    try:
+        old_write(b"LEAKED")
+        outcome.append("write returned")
+    except Exception as e:
+        outcome.append(type(e).__name__)
+    old_environ["wsgi.errors"].write("late line from an ended request\n")
+    return [b"clean:" + ",".join(outcome).encode()]
+
+
 def empty_route(environ, start_response):
     start_response("204 No Content", [])
     return []
@@ -323,6 +348,8 @@ ROUTES = {
     "/echo": echo_route,
     "/generator": generator_route,
     "/empty": empty_route,
+    "/keep": keep_route,
+    "/late-write": late_write_route,
     "/tail": tail_route,
     "/one-arg": one_arg_route,
     "/status": status_route,
