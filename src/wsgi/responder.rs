@@ -6,6 +6,7 @@
 use tokio::sync::mpsc;
 
 use crate::exchange::{Event, EventSink};
+use crate::protocol::http::syntax::is_tchar;
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -305,7 +306,7 @@ fn validate_headers(
         let name_start = arena.len();
         push_latin1(arena, &pair.get_item(0)?, "header name")?;
         let name = name_start..arena.len();
-        if name.is_empty() || !arena[name.clone()].iter().all(|&b| is_token(b)) {
+        if name.is_empty() || !arena[name.clone()].iter().all(|&b| is_tchar(b)) {
             return Err(PyValueError::new_err(format!(
                 "invalid header name {:?}",
                 String::from_utf8_lossy(&arena[name])
@@ -356,11 +357,6 @@ fn push_latin1_str(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
         }
     }
     Ok(())
-}
-
-/// RFC 9110 token characters.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
