@@ -73,7 +73,12 @@ impl Drop for AppCall {
             // The iterable first: a generator's frame holds start_response.
             self.iterator = None;
             drop(std::mem::replace(&mut self.iterable, py.None()));
-            recycle::recycle(py, &self.responder);
+            if !recycle::recycle(py, &self.responder) {
+                // The app kept it: later calls raise rather than send nowhere.
+                if let Ok(mut r) = self.responder.bind(py).try_borrow_mut() {
+                    r.end();
+                }
+            }
             recycle::recycle(py, &self.input);
             recycle::recycle(py, &self.errors);
         });

@@ -82,19 +82,20 @@ pub fn take_or_new<T: Recycled>(py: Python<'_>, value: T) -> PyResult<Bound<'_, 
 }
 
 /// Keeps `obj` as its thread's spare if nothing but `obj` holds it; it is
-/// cleared first.
-pub fn recycle<T: Recycled>(py: Python<'_>, obj: &Py<T>) {
+/// cleared first. False if something else holds it.
+pub fn recycle<T: Recycled>(py: Python<'_>, obj: &Py<T>) -> bool {
     // SAFETY: a live object's reference count, read while attached.
     if unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) } != 1 {
-        return;
+        return false;
     }
     let Ok(mut inner) = obj.bind(py).try_borrow_mut() else {
-        return;
+        return false;
     };
     inner.clear();
     drop(inner);
     let spare = obj.clone_ref(py);
     SPARES.with_borrow_mut(|s| *T::slot(s) = Some(spare));
+    true
 }
 
 #[cfg(test)]
@@ -120,7 +121,7 @@ mod tests {
         Python::attach(|py| {
             let first = responder(py);
             let at = first.as_ptr();
-            recycle(py, &first);
+            assert!(recycle(py, &first));
             drop(first);
             let second = responder(py);
             assert_eq!(second.as_ptr(), at, "the spare was reused");
@@ -136,7 +137,7 @@ mod tests {
         Python::attach(|py| {
             let first = responder(py);
             let kept_by_app = first.clone_ref(py);
-            recycle(py, &first);
+            assert!(!recycle(py, &first));
             drop(first);
             let second = responder(py);
             assert_ne!(second.as_ptr(), kept_by_app.as_ptr());
@@ -165,7 +166,7 @@ mod tests {
             )
             .unwrap()
             .unbind();
-            recycle(py, &input);
+            assert!(recycle(py, &input));
             assert!(body.upgrade().is_none(), "the body outlived its request");
             drop(input);
             let again = take_or_new(py, Input::new(Body::Buffered(Bytes::new()))).unwrap();

@@ -31,6 +31,9 @@ pub struct Responder {
     events: Option<EventSink>,
     /// Set once a send failed: the client disconnected.
     gone: bool,
+    /// Its request is over, and the app kept it: `start_response` and
+    /// `write()` raise instead of sending nowhere.
+    ended: bool,
     /// Time spent waiting for the connection to take events (a full
     /// channel): the client's pace, not the app's.
     waited: std::time::Duration,
@@ -45,6 +48,7 @@ impl Responder {
             head_sent: false,
             events: Some(events),
             gone: false,
+            ended: false,
             waited: std::time::Duration::ZERO,
         }
     }
@@ -149,6 +153,13 @@ impl Responder {
 impl Responder {
     /// Drops the connection's end (a channel must close when its request
     /// ends) and the head, for reuse by the thread's next request.
+    /// Marks the responder of a request that is over but that the app
+    /// still holds: a later `start_response` or `write()` raises.
+    pub(super) fn end(&mut self) {
+        self.events = None;
+        self.ended = true;
+    }
+
     pub(super) fn clear_for_reuse(&mut self) {
         self.events = None;
         self.status = None;
@@ -184,6 +195,9 @@ impl Responder {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
             let mut this = slf.borrow_mut();
+            if this.ended {
+                return Err(ended_error("start_response"));
+            }
             if let Some(exc_info) = exc_info {
                 if this.head_sent {
                     return Err(reraise(exc_info));
@@ -202,6 +216,9 @@ impl Responder {
 
     /// The legacy `write(data)` callable: sends `data` at once.
     fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.ended {
+            return Err(ended_error("write()"));
+        }
         let bytes = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
@@ -213,6 +230,11 @@ impl Responder {
             )),
         }
     }
+}
+
+/// The error for a `start_response` or `write()` kept past its request.
+fn ended_error(what: &str) -> PyErr {
+    PyRuntimeError::new_err(format!("{what} called after its request ended"))
 }
 
 /// Re-raises the exception in `exc_info` (type, value, traceback).
