@@ -24,6 +24,35 @@ pub struct Job {
     pub label: RequestLabel,
 }
 
+#[cfg(test)]
+impl Job {
+    /// A bodiless `GET /` whose response events are buffered, as inline
+    /// calls take them.
+    pub fn get_for_tests() -> Job {
+        let request = Request {
+            vars: vec![
+                (
+                    Bytes::from_static(b"REQUEST_METHOD"),
+                    Bytes::from_static(b"GET"),
+                ),
+                (Bytes::from_static(b"PATH_INFO"), Bytes::from_static(b"/")),
+            ],
+            body: crate::protocol::BodyFraming::Length(0),
+            keep_alive: true,
+            expect_continue: false,
+            http10: false,
+            head: false,
+        };
+        let label = RequestLabel::of(&request);
+        Job {
+            request,
+            body: Body::Buffered(Bytes::new()),
+            events: EventSink::buffer().0,
+            label,
+        }
+    }
+}
+
 /// `METHOD /path?query`, naming a request in log lines. Holds shared
 /// slices of the request's bytes and becomes text only when a line that
 /// names it is written: most requests are never named.

@@ -106,19 +106,11 @@ pub(super) async fn run_inline<S: Stream>(
             return finish_inline(stream, events, writer, peer, label, turn).await;
         }
         let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
-        for event in events {
-            match writer.apply(stream, event).await {
-                Ok(Next::More) => {}
-                Ok(Next::Done) => return Pumped::Complete,
-                Ok(Next::Abort) => return Pumped::Broken,
-                Err(e) => {
-                    tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
-                    if let Some(call) = call.take() {
-                        call.abandon();
-                    }
-                    return Pumped::Broken;
-                }
+        if let Some(over) = apply_events(stream, writer, events, peer, label).await {
+            if let Some(call) = call.take() {
+                call.abandon();
             }
+            return over;
         }
         let complete = hold && writer.body_complete();
         if !complete {
@@ -179,19 +171,35 @@ async fn finish_inline<S: Stream>(
     if turn.take().is_some() {
         YieldOnce::default().await;
     }
-    for event in needs_socket.into_iter().chain(rest) {
-        match writer.apply(stream, event).await {
-            Ok(Next::More) => {}
-            Ok(Next::Done) => return Pumped::Complete,
-            Ok(Next::Abort) => return Pumped::Broken,
-            Err(e) => {
-                tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
-                return Pumped::Broken;
-            }
-        }
+    let events = needs_socket.into_iter().chain(rest);
+    if let Some(over) = apply_events(stream, writer, events, peer, label).await {
+        return over;
     }
     tracing::error!(source = "rwsgi", request = %label, "internal error: the app's response ended without End");
     Pumped::Broken
+}
+
+/// Writes `events` in order. `Some` once the response is over: sent in
+/// full, aborted by the app, or the client went away (logged).
+async fn apply_events<S: Stream>(
+    stream: &mut S,
+    writer: &mut ResponseWriter,
+    events: impl IntoIterator<Item = Event>,
+    peer: &Peer,
+    label: &RequestLabel,
+) -> Option<Pumped> {
+    for event in events {
+        match writer.apply(stream, event).await {
+            Ok(Next::More) => {}
+            Ok(Next::Done) => return Some(Pumped::Complete),
+            Ok(Next::Abort) => return Some(Pumped::Broken),
+            Err(e) => {
+                tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                return Some(Pumped::Broken);
+            }
+        }
+    }
+    None
 }
 
 /// Lets every other task that is ready now run once before this one goes
@@ -356,9 +364,9 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::exchange::{Body, InlineCall, InlineRunner, ServiceTime};
+    use crate::exchange::{InlineCall, InlineRunner, ServiceTime};
     use crate::protocol::response::RequestShape;
-    use crate::protocol::{BodyFraming, Protocol, Request};
+    use crate::protocol::Protocol;
     use crate::server::stream::Conn;
     use crate::server::Inline;
 
@@ -433,24 +441,8 @@ mod tests {
             seen: seen.clone(),
         };
         let inline = Inline::new(Arc::new(runner), 16, Arc::new(ServiceTime::default()));
-        let request = Request {
-            vars: vec![(
-                Bytes::from_static(b"REQUEST_METHOD"),
-                Bytes::from_static(b"GET"),
-            )],
-            body: BodyFraming::Length(0),
-            keep_alive: true,
-            expect_continue: false,
-            http10: false,
-            head: false,
-        };
-        let label = RequestLabel::of(&request);
-        let job = Job {
-            request,
-            body: Body::Buffered(Bytes::new()),
-            events: EventSink::buffer().0,
-            label: label.clone(),
-        };
+        let job = Job::get_for_tests();
+        let label = job.label.clone();
         let shape = RequestShape {
             protocol: Protocol::Http,
             head: false,

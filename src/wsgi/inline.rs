@@ -149,11 +149,7 @@ impl InlineCall for Call {
 mod tests {
     use std::time::Duration;
 
-    use bytes::Bytes;
-
     use super::*;
-    use crate::exchange::{Body, EventSink, RequestLabel};
-    use crate::protocol::{BodyFraming, Request};
     use crate::wsgi::file_wrapper::FileWrapper;
 
     /// Ten pieces, yielded as fast as Python can.
@@ -176,30 +172,6 @@ def application(environ, start_response):
         })
     }
 
-    fn job() -> Job {
-        let request = Request {
-            vars: vec![
-                (
-                    Bytes::from_static(b"REQUEST_METHOD"),
-                    Bytes::from_static(b"GET"),
-                ),
-                (Bytes::from_static(b"PATH_INFO"), Bytes::from_static(b"/")),
-            ],
-            body: BodyFraming::Length(0),
-            keep_alive: true,
-            expect_continue: false,
-            http10: false,
-            head: false,
-        };
-        let label = RequestLabel::of(&request);
-        Job {
-            request,
-            body: Body::Buffered(Bytes::new()),
-            events: EventSink::buffer().0,
-            label,
-        }
-    }
-
     /// Writes that take long without waiting on the client (a busy
     /// kernel) are the I/O thread's work, not the app's: a fast app whose
     /// pieces are slow to write still counts as fast and stays inline.
@@ -213,7 +185,9 @@ def application(environ, start_response):
         let runner = InlineApp::new(stream_app(), facts, None, service.clone());
         let slow_write = Duration::from_millis(2);
         for _ in 0..4 {
-            let mut call = runner.start(job()).expect("a stream takes steps");
+            let mut call = runner
+                .start(Job::get_for_tests())
+                .expect("a stream takes steps");
             let mut writes = 0;
             let done = call.step(&mut || {
                 std::thread::sleep(slow_write);
