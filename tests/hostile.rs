@@ -216,6 +216,50 @@ fn an_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// Reads one whole `/write` response (chunked) off `c`.
+fn read_write_response(c: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"returned\r\n0\r\n\r\n") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the response ended");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_later_request_has_the_header_timeout_from_its_first_byte() {
+    // Idle longer than the header timeout (the keep-alive timeout allows
+    // it), then a whole head at once: served. Idle as long, then a
+    // trickled head: 408 once the header timeout passes from its first byte.
+    let s = server(&["--header-timeout", "1", "--keepalive-timeout", "30"]);
+    let request = b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (mut whole, mut trickled) = (connect(&s), connect(&s));
+    for c in [&mut whole, &mut trickled] {
+        c.write_all(request).unwrap();
+        assert!(read_write_response(c).starts_with("HTTP/1.1 200"));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    whole.write_all(request).unwrap();
+    assert!(read_write_response(&mut whole).starts_with("HTTP/1.1 200"));
+    let mut reply = Vec::new();
+    for b in request {
+        if trickled.write_all(&[*b]).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = trickled.read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
+    assert!(
+        s.wait_log("request head incomplete after 1 s", 5),
+        "{}",
+        s.log()
+    );
+}
+
 #[test]
 fn a_stalled_body_is_dropped_after_the_body_timeout() {
     // Bodies over --post-buffering stream into wsgi.input; the app sees

@@ -35,8 +35,8 @@ const READ_SIZE: usize = 4096;
 
 /// What the connection does after a request.
 enum After {
-    /// Read the next request.
-    KeepAlive,
+    /// Read the next request; the previous one ended at this instant.
+    KeepAlive(Instant),
     /// Close the connection.
     Close,
 }
@@ -69,7 +69,7 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
         };
         served += 1;
         match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
-            After::KeepAlive if !lifecycle.is_draining() => continue,
+            After::KeepAlive(ended) if !lifecycle.is_draining() => idle.since = ended,
             _ => break,
         }
     }
@@ -85,6 +85,9 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
 /// timer is only re-armed when it fires before the current wait's deadline.
 struct Idle<'a> {
     shared: &'a Shared,
+    /// When the last response was written: the keep-alive timeout counts
+    /// from there (the request's own end reading, so a wait reads no clock).
+    since: Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     drained: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
 }
@@ -93,6 +96,7 @@ impl<'a> Idle<'a> {
     fn new(shared: &'a Shared) -> Self {
         Idle {
             shared,
+            since: Instant::now(),
             timer: None,
             drained: None,
         }
@@ -101,7 +105,7 @@ impl<'a> Idle<'a> {
     /// `Ok(true)`: the next request's bytes are readable. `Ok(false)`: the
     /// keep-alive timeout passed, or the server is draining.
     async fn wait<S: Stream>(&mut self, stream: &S) -> std::io::Result<bool> {
-        let deadline = tokio::time::Instant::now() + self.shared.timeouts.keepalive;
+        let deadline = tokio::time::Instant::from_std(self.since) + self.shared.timeouts.keepalive;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -158,10 +162,11 @@ async fn read_head<S: Stream>(
     let mut deadline = (served == 0).then(|| Instant::now() + timeouts.header);
     loop {
         if !buf.is_empty() {
-            deadline.get_or_insert_with(|| Instant::now() + timeouts.header);
             if let Some(request) = decoder.decode(buf).map_err(HeadError::Protocol)? {
                 return Ok(Some(request));
             }
+            // Only a head still incomplete needs the clock read.
+            deadline.get_or_insert_with(|| Instant::now() + timeouts.header);
         }
         let read = match deadline {
             None => {
@@ -283,7 +288,7 @@ async fn serve_request<S: Stream>(
         super::static_files::serve(stream, buf, &request, peer, ctx, started, &label).await
     {
         return if keep_alive {
-            After::KeepAlive
+            After::KeepAlive(Instant::now())
         } else {
             After::Close
         };
@@ -408,7 +413,8 @@ async fn serve_request<S: Stream>(
             false
         }
     };
-    let duration = started.elapsed();
+    let ended = Instant::now();
+    let duration = ended.saturating_duration_since(started);
     if let Some(observer) = &shared.observer {
         observer.request_finished(ctx.protocol, writer.status, writer.body_bytes, duration);
     }
@@ -423,7 +429,7 @@ async fn serve_request<S: Stream>(
         });
     }
     if outcome && writer.keep_alive {
-        After::KeepAlive
+        After::KeepAlive(ended)
     } else {
         After::Close
     }
