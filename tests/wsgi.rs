@@ -448,6 +448,72 @@ fn environ_values_follow_each_request_when_they_repeat_and_change() {
     }
 }
 
+/// A thread builds environs from snapshots of the last request shapes it
+/// saw (src/wsgi/shapes.rs): whichever shapes came before, a request sees
+/// exactly its own variables.
+#[test]
+fn each_environ_has_exactly_its_requests_headers_as_shapes_alternate() {
+    let server = pep3333("1");
+    let shapes: [&[(&str, &str)]; 3] = [
+        &[("X-A", "a")],
+        &[("X-A", "a"), ("X-B", "b")],
+        &[("X-C", "c"), ("X-A", "a")],
+    ];
+    for i in 0..12 {
+        // The values change every other request of a shape.
+        let values: Vec<(String, String)> = shapes[i % 3]
+            .iter()
+            .map(|(k, v)| (k.to_string(), format!("{v}{}", i / 6)))
+            .collect();
+        let headers: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = server.request(Proto::Http, "GET", &format!("/environ?{i}"), &headers, b"");
+        let env = &json(&r)["environ"];
+        assert_eq!(env["QUERY_STRING"], i.to_string());
+        for name in ["X-A", "X-B", "X-C"] {
+            let var = format!("HTTP_{}", name.replace('-', "_"));
+            let want = headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            assert_eq!(
+                env.get(&var).and_then(|v| v.as_str()),
+                want,
+                "request {i}: {var}"
+            );
+        }
+    }
+}
+
+#[test]
+fn credentials_are_each_requests_own_in_a_repeated_shape() {
+    let server = pep3333("1");
+    for i in 0..4 {
+        let cookie = format!("session={i}");
+        let auth = format!("Bearer token-{i}");
+        let headers = [
+            ("Cookie", cookie.as_str()),
+            ("Authorization", auth.as_str()),
+        ];
+        let env = &json(&server.request(Proto::Http, "GET", "/environ", &headers, b""))["environ"];
+        assert_eq!(env["HTTP_COOKIE"], cookie);
+        assert_eq!(env["HTTP_AUTHORIZATION"], auth);
+    }
+    let env = &json(&server.get(Proto::Http, "/environ"))["environ"];
+    assert!(env.get("HTTP_COOKIE").is_none() && env.get("HTTP_AUTHORIZATION").is_none());
+}
+
+#[test]
+fn a_name_a_proxy_sends_twice_takes_its_last_value_every_time() {
+    let server = pep3333("1");
+    for (first, last) in [("1", "2"), ("3", "2"), ("1", "4"), ("1", "4")] {
+        let mut vars = common::cgi_vars("GET", "/environ", "");
+        vars.extend([("X_TWICE", first), ("X_TWICE", last)]);
+        let raw = common::unix_exchange(&server.uwsgi, &common::uwsgi_packet(&vars, b""));
+        let env = &json(&Response::from_raw(&raw))["environ"];
+        assert_eq!(env["X_TWICE"], last, "sent {first} then {last}");
+    }
+}
+
 #[test]
 fn malformed_status_becomes_a_500() {
     let server = pep3333("1");

@@ -11,6 +11,7 @@
 //!   thread.
 //! - `call`: one request: call the app, iterate its body, `close()` it.
 //! - `environ`: the environ dict from a request's CGI variables.
+//! - `shapes`: per-thread environ snapshots by request shape.
 //! - `input`: `wsgi.input`.
 //! - `responder`: `start_response` and `write()`.
 //! - `file_wrapper`: `wsgi.file_wrapper`.
@@ -27,6 +28,7 @@ pub mod interpreter;
 pub mod pool;
 mod recycle;
 mod responder;
+mod shapes;
 
 pub use environ::WorkerFacts;
 pub use inline::InlineApp;
