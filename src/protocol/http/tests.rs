@@ -583,3 +583,26 @@ fn limit_verdicts_do_not_depend_on_the_split() {
         }
     }
 }
+
+/// The server adds the connection's variables to HTTP requests without
+/// looking for them (`ListenerContext::add_connection_vars`): the codec
+/// must always make the request line's and never the connection's, even
+/// for fields named like them.
+#[test]
+fn the_request_line_variables_are_always_made_and_the_connections_never() {
+    for head in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http://h/p HTTP/1.0\r\n\r\n",
+        b"POST /x?q HTTP/1.1\r\nServer-Name: s\r\nRemote-Addr: r\r\nScript-Name: n\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let req = request(head);
+        for name in ["REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL"] {
+            let n = req.vars.iter().filter(|(k, _)| k.as_ref() == name.as_bytes()).count();
+            assert_eq!(n, 1, "{name} in {:?}", String::from_utf8_lossy(head));
+        }
+        for name in ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT", "SCRIPT_NAME"] {
+            assert!(req.var(name.as_bytes()).is_none(), "{name}");
+        }
+    }
+}
