@@ -149,6 +149,11 @@ pub async fn prebuffer<S: Stream>(
                 }
             }
             *decoder = BodyDecoder::Done;
+            if n == 0 {
+                // Not an empty slice of `buf`: that would share, and so
+                // pin, the read buffer for as long as the body lives.
+                return Ok(Prebuffered::Complete(Bytes::new()));
+            }
             return Ok(Prebuffered::Complete(buf.split_to(n).freeze()));
         }
         // A large body of known length is streamed from its first byte.
