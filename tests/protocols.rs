@@ -453,3 +453,22 @@ fn http_on_the_scgi_socket_gets_a_plain_http_400_that_says_so() {
     assert!(r.text().contains("scgi_pass"), "{}", r.text());
     assert!(server.wait_log("this is an SCGI socket", 5));
 }
+
+#[test]
+fn a_head_longer_than_one_read_is_served_and_the_connection_kept() {
+    let server = server();
+    // A 6 KiB Cookie: more than one read's room (2 KiB); the second
+    // request on the connection reuses the grown buffer.
+    let cookie = "c".repeat(6000);
+    let raw = format!(
+        "GET /environ HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\nGET /write HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let reply = common::tcp_exchange(&server.http, raw.as_bytes());
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert!(
+        text.contains(&cookie),
+        "the environ carries the whole cookie"
+    );
+    assert!(text.contains("written"), "{text}");
+}
