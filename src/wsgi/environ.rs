@@ -306,34 +306,30 @@ pub(super) fn same_short(a: &[u8], b: &[u8]) -> bool {
     if n != b.len() {
         return false;
     }
-    let word = |s: &[u8], at: usize| {
-        u64::from_ne_bytes(
-            s.get(at..at + 8)
-                .and_then(|w| w.try_into().ok())
-                .unwrap_or([0; 8]),
-        )
-    };
     if n >= 8 {
         let mut at = 0;
         while at + 8 < n {
-            if word(a, at) != word(b, at) {
+            if chunk::<8>(a, at) != chunk::<8>(b, at) {
                 return false;
             }
             at += 8;
         }
-        return word(a, n - 8) == word(b, n - 8);
+        return chunk::<8>(a, n - 8) == chunk::<8>(b, n - 8);
     }
-    let half = |s: &[u8], at: usize| {
-        u32::from_ne_bytes(
-            s.get(at..at + 4)
-                .and_then(|w| w.try_into().ok())
-                .unwrap_or([0; 4]),
-        )
-    };
     if n >= 4 {
-        return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
+        return chunk::<4>(a, 0) == chunk::<4>(b, 0)
+            && chunk::<4>(a, n - 4) == chunk::<4>(b, n - 4);
     }
     a.iter().zip(b).all(|(p, q)| p == q)
+}
+
+/// The `N` bytes of `s` from `at` (zeros past its end), compared as one
+/// word.
+#[inline]
+fn chunk<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+    s.get(at..at + N)
+        .and_then(|w| w.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 /// Whether the variable `key` = `value` says the client used TLS:
