@@ -15,12 +15,10 @@
 
 use std::cell::RefCell;
 
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
-use super::environ::WorkerFacts;
-use super::environ::{key_str, known_index, latin1, same_short, value_str, KNOWN};
+use super::environ::{key_str, known_index, latin1, same_short, value_str, WorkerFacts, KNOWN};
 use crate::protocol::Request;
 
 /// Shapes kept per thread (most recent first).
@@ -40,18 +38,16 @@ struct Shape {
     /// The value the snapshot holds for each variable (empty for a
     /// credential, whose value is never kept).
     values: Vec<Vec<u8>>,
-    /// Each variable's name as a str: strong references.
-    keys: Vec<*mut ffi::PyObject>,
+    /// Each variable's name as a str.
+    keys: Vec<Py<PyString>>,
     /// Which variables are credentials.
     secret: Vec<bool>,
-    /// The environ without the request's own objects: a strong reference.
-    snapshot: *mut ffi::PyObject,
+    /// The environ without the request's own objects.
+    snapshot: Py<PyDict>,
 }
 
 thread_local! {
-    /// Per Python thread. Its references are let go when a shape is
-    /// replaced; those of a thread that ends are left to the interpreter's
-    /// own end (there are at most [`KEPT`] per thread).
+    /// Per Python thread, most recent first.
     static SHAPES: RefCell<Vec<Shape>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -106,15 +102,15 @@ impl Shape {
     /// Sets the values that changed since the last request of this shape
     /// into the snapshot; returns a copy with this request's credentials.
     fn refresh<'py>(&mut self, py: Python<'py>, request: &Request) -> PyResult<Bound<'py, PyDict>> {
-        // SAFETY: the shape holds a strong reference to its snapshot dict.
-        let snapshot = unsafe { borrowed_dict(py, self.snapshot) };
+        let snapshot = self.snapshot.bind(py);
         for (i, (key, value)) in request.vars.iter().enumerate() {
             if self.secret[i] || same_short(&self.values[i], value) {
                 continue;
             }
-            // SAFETY: the shape holds a strong reference to each key.
-            let name = unsafe { Bound::from_borrowed_ptr(py, self.keys[i]) };
-            snapshot.set_item(name, value_str(py, known_index(key), value))?;
+            snapshot.set_item(
+                self.keys[i].bind(py),
+                value_str(py, known_index(key), value),
+            )?;
             self.values[i].clear();
             self.values[i].extend_from_slice(value);
         }
@@ -132,33 +128,11 @@ impl Shape {
     ) -> PyResult<()> {
         for (i, (_, value)) in request.vars.iter().enumerate() {
             if self.secret[i] {
-                // SAFETY: as in `refresh`.
-                let name = unsafe { Bound::from_borrowed_ptr(py, self.keys[i]) };
-                environ.set_item(name, latin1(py, value))?;
+                environ.set_item(self.keys[i].bind(py), latin1(py, value))?;
             }
         }
         Ok(())
     }
-
-    /// Lets go of the shape's references.
-    fn release(self) {
-        // SAFETY: each pointer is a strong reference the shape holds; we
-        // are attached to the interpreter (the caller holds `py`).
-        unsafe {
-            for key in self.keys {
-                ffi::Py_DECREF(key);
-            }
-            ffi::Py_DECREF(self.snapshot);
-        }
-    }
-}
-
-/// A dict the caller holds a strong reference to, as a borrowed `Bound`.
-///
-/// # Safety
-/// `dict` must be a live dict and stay alive while the result is used.
-unsafe fn borrowed_dict<'py>(py: Python<'py>, dict: *mut ffi::PyObject) -> Bound<'py, PyDict> {
-    Bound::from_borrowed_ptr(py, dict).cast_into_unchecked()
 }
 
 /// Builds the snapshot of a shape not seen lately, keeps it if it can serve
@@ -179,7 +153,7 @@ fn fresh<'py>(
         values: Vec::with_capacity(n),
         keys: Vec::with_capacity(n),
         secret: Vec::with_capacity(n),
-        snapshot: std::ptr::null_mut(),
+        snapshot: snapshot.clone().unbind(),
     };
     for (key, value) in request.vars.iter() {
         let known = known_index(key);
@@ -196,7 +170,7 @@ fn fresh<'py>(
             .values
             .push(if secret { Vec::new() } else { value.to_vec() });
         shape.secret.push(secret);
-        shape.keys.push(name.into_ptr());
+        shape.keys.push(name.unbind());
     }
     let environ = snapshot.copy()?;
     shape.set_secrets(py, &environ, request)?;
@@ -204,16 +178,8 @@ fn fresh<'py>(
     // entries than variables: a later value then wins over an earlier one,
     // which refreshing by position would not reproduce.
     if snapshot.len() == template.len() + n {
-        shape.snapshot = snapshot.into_ptr();
         shapes.insert(0, shape);
-        if shapes.len() > KEPT {
-            if let Some(old) = shapes.pop() {
-                old.release();
-            }
-        }
-    } else {
-        shape.snapshot = snapshot.into_ptr();
-        shape.release();
+        shapes.truncate(KEPT);
     }
     Ok(environ)
 }
@@ -273,10 +239,9 @@ mod tests {
             assert_eq!(get(&environ, "PATH_INFO"), "/a");
             SHAPES.with_borrow(|shapes| {
                 let shape = &shapes[0];
-                // SAFETY: the shape holds its snapshot.
-                let snapshot = unsafe { borrowed_dict(py, shape.snapshot) };
-                assert_eq!(get(&snapshot, "HTTP_COOKIE"), "None");
-                assert_eq!(get(&snapshot, "PATH_INFO"), "/a");
+                let snapshot = shape.snapshot.bind(py);
+                assert_eq!(get(snapshot, "HTTP_COOKIE"), "None");
+                assert_eq!(get(snapshot, "PATH_INFO"), "/a");
                 let at = shape.secret.iter().position(|s| *s).unwrap();
                 assert!(shape.values[at].is_empty());
             });
@@ -290,7 +255,7 @@ mod tests {
             let template = template(py);
             let first = build(py, "GET /a?1 HTTP/1.1\r\nHost: x\r\n\r\n", &template);
             first.set_item("PATH_INFO", "changed by the app").unwrap();
-            let snapshot = SHAPES.with_borrow(|shapes| shapes[0].snapshot);
+            let snapshot = SHAPES.with_borrow(|shapes| shapes[0].snapshot.as_ptr());
             let second = build(py, "GET /b?2 HTTP/1.1\r\nHost: x\r\n\r\n", &template);
             assert_eq!(get(&second, "PATH_INFO"), "/b");
             assert_eq!(get(&second, "QUERY_STRING"), "2");
@@ -308,7 +273,11 @@ mod tests {
             );
             SHAPES.with_borrow(|shapes| {
                 assert_eq!(shapes.len(), 1);
-                assert_eq!(shapes[0].snapshot, snapshot, "the same snapshot, refreshed");
+                assert_eq!(
+                    shapes[0].snapshot.as_ptr(),
+                    snapshot,
+                    "the same snapshot, refreshed"
+                );
             });
         });
     }
