@@ -28,7 +28,7 @@ fn connect(server: &Server) -> TcpStream {
 }
 
 /// Reads until `n` complete responses have arrived on a kept-alive stream.
-fn read_responses(s: &mut TcpStream, n: usize) -> Vec<Response> {
+fn read_responses(s: &mut impl Read, n: usize) -> Vec<Response> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
@@ -471,4 +471,89 @@ fn a_head_longer_than_one_read_is_served_and_the_connection_kept() {
         "the environ carries the whole cookie"
     );
     assert!(text.contains("written"), "{text}");
+}
+
+/// One Python thread: fast requests run inline on the I/O thread, and a
+/// whole response is handed to the round's writer (`server::round`).
+fn inline_server(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let apps = common::apps();
+    let mut args = vec![
+        "--wsgi-file",
+        apps.join("pep3333.py").to_str().unwrap(),
+        "--threads",
+        "1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_in(dir, &args)
+}
+
+/// Many kept-alive connections whose responses are written together at
+/// the end of each round: every connection gets its own responses, whole
+/// and in order.
+#[test]
+fn each_kept_alive_connection_gets_its_own_responses_when_rounds_are_written_together() {
+    let server = inline_server(&common::temp_dir("rounds"), &[]);
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            let mut s = connect(&server);
+            std::thread::spawn(move || {
+                for r in 0..60 {
+                    write!(s, "GET /environ?c{c}r{r} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let response = read_responses(&mut s, 1).remove(0);
+                    assert_eq!(response.status, 200);
+                    let text = response.text();
+                    assert!(
+                        text.contains(&format!("\"QUERY_STRING\": \"c{c}r{r}\"")),
+                        "connection {c}, request {r} got {text}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+}
+
+/// A client that sends request after request and reads nothing for a
+/// while fills its socket: responses the round's writer cannot send whole
+/// are finished by their connection, and every byte arrives, in order.
+#[test]
+fn responses_a_full_socket_did_not_take_arrive_whole_and_in_order() {
+    let dir = common::temp_dir("rounds-full");
+    let path = dir.join("http.sock");
+    let server = inline_server(&dir, &["--http-socket", path.to_str().unwrap()]);
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    // About 7 KiB each way: a Unix socket holds a few dozen.
+    let pad = "p".repeat(7_000);
+    const N: usize = 200;
+    let sender = std::thread::spawn(move || {
+        for r in 0..N {
+            write!(
+                writer,
+                "GET /environ?r{r} HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n"
+            )
+            .unwrap();
+            // One request at a time reaches the server (not pipelined).
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let responses = read_responses(&mut s, N);
+    for (r, response) in responses.iter().enumerate() {
+        let text = response.text();
+        let query = text.find("QUERY_STRING").map(|at| &text[at..at + 24]);
+        assert!(
+            text.contains(&format!("\"QUERY_STRING\": \"r{r}\"")),
+            "response {r} has {query:?}"
+        );
+    }
+    sender.join().unwrap();
+    drop(server);
 }

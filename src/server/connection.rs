@@ -16,6 +16,7 @@ use super::access_log::{Entry, RequestInfo};
 use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::handoff::{dispatch, harakiri, overloaded, run_inline, Pumped};
 use super::respond::ResponseWriter;
+use super::round::Seat;
 use super::spare::{self, Kind};
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer, Shared};
@@ -54,10 +55,30 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
     let mut served = 0u64;
     let mut idle = Idle::new(&ctx.shared);
+    // Declared after the stream, so dropped before it: bytes still queued
+    // for the round are withdrawn before the socket closes.
+    let mut seat = Seat::default();
+    let write_timeout = ctx.shared.timeouts.write;
     loop {
         let lifecycle = &ctx.shared.lifecycle;
-        let request = match read_head(&mut stream, &mut buf, &mut decoder, &mut idle, served).await
-        {
+        let head = read_head(
+            &mut stream,
+            &mut buf,
+            &mut decoder,
+            &mut idle,
+            &mut seat,
+            served,
+        )
+        .await;
+        // The previous response is out before this one's bytes (or a
+        // 4xx, or the close) reach the socket.
+        if !seat.is_settled() {
+            if let Err(e) = seat.settle(&mut stream, write_timeout).await {
+                tracing::debug!(peer = %peer, "client went away: {e}");
+                return;
+            }
+        }
+        let request = match head {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(HeadError::Timeout) => {
@@ -74,10 +95,13 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
             }
         };
         served += 1;
-        match serve_request(&mut stream, &mut buf, request, &peer, &ctx).await {
+        match serve_request(&mut stream, &mut buf, &mut seat, request, &peer, &ctx).await {
             After::KeepAlive(ended) if !lifecycle.is_draining() => idle.since = ended,
             _ => break,
         }
+    }
+    if let Err(e) = seat.settle(&mut stream, write_timeout).await {
+        tracing::debug!(peer = %peer, "client went away: {e}");
     }
     spare::give(Kind::Read, buf);
     // Dropping the stream closes it (and sends the FIN): a shutdown()
@@ -108,9 +132,10 @@ impl<'a> Idle<'a> {
         }
     }
 
-    /// `Ok(true)`: the next request's bytes are readable. `Ok(false)`: the
-    /// keep-alive timeout passed, or the server is draining.
-    async fn wait<S: Stream>(&mut self, stream: &S) -> std::io::Result<bool> {
+    /// Waits for the next request's bytes, the keep-alive timeout or a
+    /// drain, or for the previous response's bytes to need this
+    /// connection (see [`Seat::settle`]).
+    async fn wait<S: Stream>(&mut self, stream: &S, seat: &Seat) -> std::io::Result<Woken> {
         let deadline = tokio::time::Instant::from_std(self.since) + self.shared.timeouts.keepalive;
         let timer = self
             .timer
@@ -122,18 +147,29 @@ impl<'a> Idle<'a> {
         loop {
             tokio::select! {
                 biased;
-                ready = stream.readable() => return ready.map(|()| true),
+                () = std::future::poll_fn(|_| seat.poll_needs_settling()) => return Ok(Woken::Settle),
+                ready = stream.readable() => return ready.map(|()| Woken::Readable),
                 () = timer.as_mut() => {
                     if tokio::time::Instant::now() >= deadline {
-                        return Ok(false);
+                        return Ok(Woken::Over);
                     }
                     // Armed for an earlier wait: wait out this one's time.
                     timer.as_mut().reset(deadline);
                 }
-                () = drained.as_mut() => return Ok(false),
+                () = drained.as_mut() => return Ok(Woken::Over),
             }
         }
     }
+}
+
+/// What ended an idle wait.
+enum Woken {
+    /// The next request's bytes are readable.
+    Readable,
+    /// The keep-alive timeout passed, or the server is draining.
+    Over,
+    /// The round's writer handed the previous response back.
+    Settle,
 }
 
 enum HeadError {
@@ -160,6 +196,7 @@ async fn read_head<S: Stream>(
     buf: &mut BytesMut,
     decoder: &mut Decoder,
     idle: &mut Idle<'_>,
+    seat: &mut Seat,
     served: u64,
 ) -> Result<Option<Request>, HeadError> {
     let shared = idle.shared;
@@ -182,9 +219,15 @@ async fn read_head<S: Stream>(
                 // buffer goes back to the worker's spares for the next
                 // connection that has bytes to read.
                 spare::give(Kind::Read, std::mem::take(buf));
-                match idle.wait(stream).await {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(None),
+                match idle.wait(stream, seat).await {
+                    Ok(Woken::Readable) => {}
+                    Ok(Woken::Over) => return Ok(None),
+                    Ok(Woken::Settle) => {
+                        seat.settle(stream, timeouts.write)
+                            .await
+                            .map_err(HeadError::Io)?;
+                        continue;
+                    }
                     Err(e) => return Err(HeadError::Io(e)),
                 }
                 *buf = spare::take(Kind::Read);
@@ -204,8 +247,15 @@ async fn read_head<S: Stream>(
                     lifecycle.drained().await;
                     tokio::time::sleep(DRAIN_FIRST_REQUEST).await;
                 };
+                let settle = std::future::poll_fn(|_| seat.poll_needs_settling());
                 tokio::select! {
                     biased;
+                    () = settle => {
+                        seat.settle(stream, timeouts.write)
+                            .await
+                            .map_err(HeadError::Io)?;
+                        continue;
+                    }
                     read = tokio::time::timeout_at(at.into(), stream.read_buf(buf)) => match read {
                         Ok(read) => read,
                         Err(_) => return Err(HeadError::Timeout),
@@ -283,6 +333,7 @@ async fn reject<S: Stream>(
 async fn serve_request<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
+    seat: &mut Seat,
     mut request: Request,
     peer: &Peer,
     ctx: &ListenerContext,
@@ -393,7 +444,22 @@ async fn serve_request<S: Stream>(
         .as_ref()
         .filter(|i| matches!(job.body, Body::Buffered(_)) && i.preferred());
     let outcome = match inline {
-        Some(inline) => run_inline(stream, inline, job, &mut writer, peer, &label, &mut turn).await,
+        Some(inline) => {
+            // Pipelined bytes wait: their request is served next, and its
+            // response must not wait for this one's round.
+            let seat = buf.is_empty().then_some(seat);
+            run_inline(
+                stream,
+                inline,
+                job,
+                &mut writer,
+                peer,
+                &label,
+                &mut turn,
+                seat,
+            )
+            .await
+        }
         None => match dispatch(
             stream,
             buf,

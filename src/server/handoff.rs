@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::body::{BodyError, BodyFeed};
 use super::respond::{Next, ResponseWriter};
+use super::round::Seat;
 use super::stream::{write_within, Stream};
 use super::{Inline, ListenerContext, Peer};
 use crate::exchange::{Event, EventSink, Job, RequestLabel};
@@ -83,7 +84,9 @@ pub(super) async fn overloaded<S: Stream>(
 /// of events. One round of apps is the most a response waits; alone, it
 /// waits for nothing. An app that once works on for long after its last
 /// byte (post-response work in `close()`) has its bytes written at once
-/// from then on ([`Inline::saw_tail`]).
+/// from then on ([`Inline::saw_tail`]). With a `seat`, the wait is the
+/// round writer's, not this connection's: see [`finish_inline`].
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_inline<S: Stream>(
     stream: &mut S,
     inline: &Inline,
@@ -92,6 +95,7 @@ pub(super) async fn run_inline<S: Stream>(
     peer: &Peer,
     label: &RequestLabel,
     turn: &mut Option<tokio::sync::SemaphorePermit<'_>>,
+    seat: Option<&mut Seat>,
 ) -> Pumped {
     let EventSink::Buffer(buffer) = job.events.clone() else {
         unreachable!("inline jobs carry a buffer sink");
@@ -103,7 +107,13 @@ pub(super) async fn run_inline<S: Stream>(
             // The call is over: all it produced is in the buffer.
             let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
             drop(buffer);
-            return finish_inline(stream, events, writer, peer, label, turn).await;
+            let ended = Ended {
+                turn,
+                seat,
+                peer,
+                label,
+            };
+            return finish_inline(stream, events, writer, ended).await;
         }
         let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(over) = apply_events(stream, writer, events, peer, label).await {
@@ -149,6 +159,17 @@ pub(super) async fn run_inline<S: Stream>(
     }
 }
 
+/// How an inline call that is over leaves (see [`finish_inline`]).
+struct Ended<'a, 'p> {
+    /// The Python turn, given up before anything is written.
+    turn: &'a mut Option<tokio::sync::SemaphorePermit<'p>>,
+    /// Where a whole response may be handed to the round's writer; `None`
+    /// when it must be written here (pipelined bytes wait to be served).
+    seat: Option<&'a mut Seat>,
+    peer: &'a Peer,
+    label: &'a RequestLabel,
+}
+
 /// Writes the output of an inline call that is over, after giving up the
 /// Python turn (see [`run_inline`]). What needs no socket (the head, small
 /// pieces) is encoded into the write buffer first, so the memory it held is
@@ -156,19 +177,38 @@ pub(super) async fn run_inline<S: Stream>(
 /// as events, a round of 32 responses kept 32 of each of their allocations
 /// alive at once, more than malloc's per-thread cache takes back (7 per
 /// size), and most of every request's allocations then took its slow path.
+///
+/// A response that is whole in the buffer then goes to the round's writer
+/// (`server::round`), which sends it after the other connections of the
+/// round: this connection's task goes on to wait for its next request
+/// without a second turn. Any other waits for the round here and writes
+/// its own bytes.
 async fn finish_inline<S: Stream>(
     stream: &mut S,
     events: Vec<Event>,
     writer: &mut ResponseWriter,
-    peer: &Peer,
-    label: &RequestLabel,
-    turn: &mut Option<tokio::sync::SemaphorePermit<'_>>,
+    ended: Ended<'_, '_>,
 ) -> Pumped {
+    let Ended {
+        turn,
+        seat,
+        peer,
+        label,
+    } = ended;
     let mut events = events.into_iter();
     let needs_socket = writer.buffer(&mut events).err();
     // Usually nothing is left after the end: this frees the events' memory.
     let rest: Vec<Event> = events.collect();
-    if turn.take().is_some() {
+    let had_turn = turn.take().is_some();
+    if let (Some(seat), Some(Event::End), true) = (seat, &needs_socket, rest.is_empty()) {
+        if let Some(whole) = writer.take_whole() {
+            match seat.hand_over(stream.as_raw_fd(), whole).await {
+                Ok(()) => return Pumped::Complete,
+                Err(whole) => writer.put_back(whole),
+            }
+        }
+    }
+    if had_turn {
         YieldOnce::default().await;
     }
     let events = needs_socket.into_iter().chain(rest);
@@ -461,7 +501,8 @@ mod tests {
             let mut conn = Conn::new(server);
             let mut writer = ResponseWriter::new(shape, Duration::from_secs(5));
             let mut turn = inline.admit().await;
-            run_inline(
+            let mut seat = Seat::default();
+            let pumped = run_inline(
                 &mut conn,
                 &inline,
                 job,
@@ -469,8 +510,13 @@ mod tests {
                 &peer,
                 &label,
                 &mut turn,
+                Some(&mut seat),
             )
-            .await
+            .await;
+            seat.settle(&mut conn, Duration::from_secs(5))
+                .await
+                .unwrap();
+            pumped
         });
         assert!(matches!(pumped, Pumped::Complete));
         assert_eq!(

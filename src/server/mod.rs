@@ -22,6 +22,7 @@ mod date;
 mod handoff;
 pub mod listener;
 mod respond;
+mod round;
 mod spare;
 mod static_files;
 mod stream;

@@ -246,6 +246,20 @@ impl ResponseWriter {
         }
     }
 
+    /// The whole response, for one write by someone else (the round's
+    /// writer, see `server::round`): when nothing of it was written yet, its
+    /// body is complete, and the connection is kept after it. The writer
+    /// then counts it as sent.
+    pub fn take_whole(&mut self) -> Option<BytesMut> {
+        let whole = self.body_complete() && self.writes == 0 && !self.gathering;
+        (whole && self.keep_alive).then(|| std::mem::take(&mut self.out))
+    }
+
+    /// Takes back what [`ResponseWriter::take_whole`] gave, unwritten.
+    pub fn put_back(&mut self, whole: BytesMut) {
+        self.out = whole;
+    }
+
     /// Whether bytes are waiting to be written.
     pub fn has_pending(&self) -> bool {
         !self.out.is_empty()

@@ -114,8 +114,8 @@ fn read_into(fd: RawFd, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
     }
 }
 
-/// `send(2)` without SIGPIPE for a peer that is gone.
-fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+/// One `send` of `buf` on the socket `fd` (no SIGPIPE for a closed peer).
+pub(super) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe a live slice.
     let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
     if n < 0 {
