@@ -55,8 +55,9 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     let mut decoder = Decoder::new(ctx.protocol, ctx.shared.limits.clone());
     let mut served = 0u64;
     let mut idle = Idle::new(&ctx.shared);
-    // Declared after the stream, so dropped before it: bytes still queued
-    // for the round are withdrawn before the socket closes.
+    // Dropped with the connection (also mid-request, at shutdown): bytes
+    // still queued for the round are then withdrawn, never sent to a
+    // closed (or reused) descriptor.
     let mut seat = Seat::default();
     let write_timeout = ctx.shared.timeouts.write;
     loop {

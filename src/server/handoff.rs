@@ -204,7 +204,14 @@ async fn finish_inline<S: Stream>(
         if let Some(whole) = writer.take_whole() {
             match seat.hand_over(stream.as_raw_fd(), whole).await {
                 Ok(()) => return Pumped::Complete,
-                Err(whole) => writer.put_back(whole),
+                Err(whole) => {
+                    writer.put_back(whole);
+                    // The held bytes go first.
+                    if let Err(e) = seat.settle(stream, writer.write_timeout()).await {
+                        tracing::debug!(peer = %peer, request = %label, "client went away: {e}");
+                        return Pumped::Broken;
+                    }
+                }
             }
         }
     }

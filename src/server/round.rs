@@ -126,8 +126,9 @@ impl Drop for WriterAlive {
 
 impl Seat {
     /// Hands `out`, a whole response for the socket `fd`, to this thread's
-    /// round writer. `Err` gives it back when this seat already holds a
-    /// response (settle first): the caller writes it.
+    /// round writer. `Err` gives `out` back when the seat still holds bytes
+    /// (a connection settles before serving a request, so it does not):
+    /// the caller settles, then writes it.
     pub async fn hand_over(&mut self, fd: RawFd, out: BytesMut) -> Result<(), BytesMut> {
         let mut out = Some(out);
         std::future::poll_fn(|cx| Poll::Ready(self.hand_over_now(fd, &mut out, cx))).await
