@@ -85,6 +85,15 @@ impl Slot {
     }
 }
 
+impl Held {
+    /// Keeps the task to wake (the same task each time: no clone then).
+    fn remember(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+    }
+}
+
 /// This thread's round: the seats whose bytes are to be sent.
 struct Round {
     queue: Vec<(Arc<Slot>, RawFd)>,
@@ -167,9 +176,7 @@ impl Seat {
             {
                 let mut held = slot.held();
                 held.out = bytes;
-                if !held.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    held.waker = Some(cx.waker().clone());
-                }
+                held.remember(cx.waker());
             }
             slot.state.store(QUEUED, Ordering::Release);
             round.queue.push((Arc::clone(slot), fd));
@@ -210,9 +217,6 @@ impl Seat {
         let Some(slot) = &self.slot else {
             return Ok(());
         };
-        if slot.state.load(Ordering::Acquire) == IDLE {
-            return Ok(());
-        }
         loop {
             match slot.state.load(Ordering::Acquire) {
                 QUEUED | WAITED => {
@@ -226,10 +230,7 @@ impl Seat {
                         if !matches!(slot.state.load(Ordering::Acquire), QUEUED | WAITED) {
                             return Poll::Ready(());
                         }
-                        let mut held = slot.held();
-                        if !held.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            held.waker = Some(cx.waker().clone());
-                        }
+                        slot.held().remember(cx.waker());
                         Poll::Pending
                     })
                     .await;
