@@ -201,6 +201,80 @@ fn a_worker_with_every_thread_busy_leaves_new_connections_to_the_others() {
     assert!(served.values().all(|&n| n == 3), "{served:?}");
 }
 
+/// Reads one response with a Content-Length from a kept-alive connection.
+fn read_one(s: &mut TcpStream) -> Response {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("a Content-Length");
+            if raw.len() >= end + 4 + length {
+                return Response::from_raw(&raw);
+            }
+        }
+        let n = s.read(&mut chunk).expect("read a response");
+        assert!(n > 0, "connection closed before a whole response");
+        raw.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn keep_alive_connections_opened_together_are_shared_with_a_worker_slow_to_look() {
+    let dir = app_dir("accept-balance", "1");
+    let server = start(&dir, &["--processes", "2", "--threads", "1"]);
+    assert!(wait_until(10, || workers(&server).len() == 2));
+    // Both workers warm (each has answered a few requests, so the app
+    // runs on its I/O thread).
+    let mut served: std::collections::HashMap<String, usize> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(served.len() == 2 && served.values().all(|&n| n >= 5)) {
+        assert!(
+            Instant::now() < deadline,
+            "a worker served nothing: {served:?}"
+        );
+        if let Ok(r) = try_get(&server.http, "/") {
+            *served.entry(fields(&r)["pid"].clone()).or_default() += 1;
+        }
+    }
+    // A client pool opens 32 connections at once, a request on each,
+    // while one worker is slow to look (stopped for 100 ms here: a long
+    // request, a page-in). The worker that looked first used to take
+    // them all (32 to 0), leaving the other core idle for as long as they
+    // stay open; it now leaves each past its share to the other for up to
+    // 10 ms, so it takes at most about a dozen in those 100 ms.
+    let late = *workers(&server).iter().next().unwrap();
+    common::signal(late, libc_sig::SIGSTOP);
+    let mut conns: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            use std::io::Write;
+            let mut c = TcpStream::connect(&server.http).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100));
+    common::signal(late, libc_sig::SIGCONT);
+    let mut per_worker: std::collections::HashMap<String, usize> = Default::default();
+    for c in &mut conns {
+        *per_worker
+            .entry(fields(&read_one(c))["pid"].clone())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        per_worker.len(),
+        2,
+        "one worker took every connection: {per_worker:?}"
+    );
+    assert!(per_worker[&late.to_string()] >= 8, "{per_worker:?}");
+}
+
 #[test]
 fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     let dir = app_dir("kill9", "1");

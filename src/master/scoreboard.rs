@@ -71,6 +71,12 @@ pub struct Slot {
     pub last_spawn: AtomicU64,
     /// Requests waiting for a Python thread.
     pub queued: AtomicU32,
+    /// The worker's accept loops now leaving new connections to the others
+    /// because every thread it has is busy (one per listener at most).
+    pub leaving: AtomicU32,
+    /// Connections open now. The other workers read it to balance
+    /// accepting (see `server::AcceptDeferral`).
+    pub connections: AtomicU32,
     /// Per Python thread (the first [`CORES`]): requests served.
     pub core_requests: [AtomicU64; CORES],
     /// Per Python thread (the first [`CORES`]): 1 while in a request.
@@ -108,6 +114,8 @@ impl Slot {
         self.tx.store(0, Ordering::Relaxed);
         self.last_spawn.store(0, Ordering::Relaxed);
         self.queued.store(0, Ordering::Relaxed);
+        self.leaving.store(0, Ordering::Relaxed);
+        self.connections.store(0, Ordering::Relaxed);
         for c in self.core_requests.iter() {
             c.store(0, Ordering::Relaxed);
         }
@@ -213,8 +221,89 @@ impl Scoreboard {
         })
     }
 
+    /// The slots of the workers other than slot `except` that take
+    /// connections: started, accepting, and not draining to be replaced.
+    fn accepting_except(&self, except: usize) -> impl Iterator<Item = &Slot> {
+        self.slots().enumerate().filter_map(move |(index, slot)| {
+            let accepting = index != except
+                && slot.pid.load(Ordering::Acquire) != 0
+                && slot.ready.load(Ordering::Acquire) != 0
+                && slot.recycle_reason() == Recycle::No;
+            accepting.then_some(slot)
+        })
+    }
+
+    /// The fewest requests (running or waiting for a thread) any worker
+    /// but slot `except`'s has.
+    pub fn least_requests_except(&self, except: usize) -> Option<usize> {
+        self.accepting_except(except)
+            .map(|slot| {
+                (slot.busy.load(Ordering::Relaxed) + slot.queued.load(Ordering::Relaxed)) as usize
+            })
+            .min()
+    }
+
+    /// The fewest connections any worker but slot `except`'s has open,
+    /// of those not leaving new connections to the others.
+    pub fn fewest_connections_except(&self, except: usize) -> Option<usize> {
+        self.accepting_except(except)
+            .filter(|slot| slot.leaving.load(Ordering::Relaxed) == 0)
+            .map(|slot| slot.connections.load(Ordering::Relaxed) as usize)
+            .min()
+    }
+
     /// Frees a slot after its worker exited.
     pub fn release(&self, index: usize) {
         self.slot(index).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table of `n` started, accepting workers.
+    fn workers(n: usize) -> Scoreboard {
+        let board = Scoreboard::new(n).unwrap();
+        for i in 0..n {
+            let slot = board.slot(board.claim(i as u32 + 1).unwrap());
+            slot.pid.store(1000 + i as i32, Ordering::Release);
+            slot.ready.store(1, Ordering::Release);
+        }
+        board
+    }
+
+    #[test]
+    fn the_fewest_connections_are_the_other_accepting_workers() {
+        let board = workers(4);
+        for (i, open) in [(0, 1), (1, 9), (2, 5), (3, 2)] {
+            board.slot(i).connections.store(open, Ordering::Relaxed);
+        }
+        assert_eq!(board.fewest_connections_except(0), Some(2));
+        assert_eq!(board.fewest_connections_except(3), Some(1));
+        // Draining to be replaced, or not ready yet: not a place to leave
+        // connections.
+        board
+            .slot(3)
+            .recycle
+            .store(Recycle::MaxRequests as u32, Ordering::Release);
+        board.slot(2).ready.store(0, Ordering::Release);
+        assert_eq!(board.fewest_connections_except(0), Some(9));
+    }
+
+    #[test]
+    fn a_worker_leaving_connections_to_the_others_is_not_left_any() {
+        let board = workers(3);
+        for (i, open) in [(0, 6), (1, 0), (2, 3)] {
+            board.slot(i).connections.store(open, Ordering::Relaxed);
+        }
+        board.slot(1).leaving.store(1, Ordering::Relaxed);
+        assert_eq!(board.fewest_connections_except(0), Some(3));
+        board.slot(2).leaving.store(2, Ordering::Relaxed);
+        assert_eq!(board.fewest_connections_except(0), None);
+        // Its requests still count for the other rule.
+        board.slot(1).busy.store(1, Ordering::Relaxed);
+        board.slot(2).queued.store(4, Ordering::Relaxed);
+        assert_eq!(board.least_requests_except(0), Some(1));
     }
 }

@@ -104,8 +104,10 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
             return exit_code::FAILED;
         }
     };
+    let lifecycle = Arc::new(Lifecycle::shown_in(&watch.slot().connections));
     let defer_accepts = (cli.processes > 1).then(|| AcceptDeferral {
         occupancy: pool.occupancy(),
+        connections: lifecycle.clone(),
         siblings: watch.clone(),
     });
     let shared = Arc::new(Shared {
@@ -121,7 +123,7 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         retry_after: cli.retry_after,
         harakiri: (cli.harakiri > 0).then(|| Duration::from_secs(cli.harakiri)),
         observer: Some(watch.clone()),
-        lifecycle: Arc::new(Lifecycle::default()),
+        lifecycle,
         timeouts: Timeouts {
             header: Duration::from_secs(cli.header_timeout.max(1)),
             body: Duration::from_secs(cli.body_timeout.max(1)),
@@ -289,7 +291,7 @@ impl WorkerWatch {
         }
     }
 
-    fn slot(&self) -> &super::scoreboard::Slot {
+    fn slot(&self) -> &'static super::scoreboard::Slot {
         scoreboard().slot(self.slot)
     }
 
@@ -343,20 +345,20 @@ impl Observer for WorkerWatch {
 
 impl Siblings for WorkerWatch {
     fn least_load(&self) -> Option<usize> {
-        scoreboard()
-            .slots()
-            .enumerate()
-            .filter(|(index, slot)| {
-                *index != self.slot
-                    && slot.pid.load(Ordering::Acquire) != 0
-                    && slot.ready.load(Ordering::Acquire) != 0
-                    && slot.recycle_reason() == Recycle::No
-            })
-            .map(|(_, slot)| {
-                let busy = slot.busy.load(Ordering::Relaxed);
-                (busy + slot.queued.load(Ordering::Relaxed)) as usize
-            })
-            .min()
+        scoreboard().least_requests_except(self.slot)
+    }
+
+    fn fewest_connections(&self) -> Option<usize> {
+        scoreboard().fewest_connections_except(self.slot)
+    }
+
+    fn show_leaving(&self, leaving: bool) {
+        let turns = &self.slot().leaving;
+        if leaving {
+            turns.fetch_add(1, Ordering::Relaxed);
+        } else {
+            turns.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

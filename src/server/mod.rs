@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - `listener`: socket addresses, binding, the accept loop.
+//! - `balance`: which worker process accepts the next connection.
 //! - `connection`: one connection's request/response loop.
 //! - `body`: request bodies (pre-buffered or streamed).
 //! - `handoff`: the request to the app (pool or inline), the response back.
@@ -16,6 +17,7 @@
 //! - `access_log`: one line per request.
 
 pub mod access_log;
+mod balance;
 mod body;
 mod connection;
 mod date;
@@ -28,7 +30,7 @@ mod static_files;
 mod stream;
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +38,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
 pub use access_log::AccessLog;
+pub use balance::{AcceptDeferral, Siblings};
 pub use static_files::{parse_safe_path, StaticFiles, StaticMap};
 
 use crate::exchange::{Dispatch, RequestLabel};
@@ -72,58 +75,6 @@ pub struct Shared {
     pub inline: Option<Inline>,
     /// Set when other worker processes accept on the same sockets.
     pub defer_accepts: Option<AcceptDeferral>,
-}
-
-/// The other workers accepting on the same sockets, as far as this one
-/// can see them.
-pub trait Siblings: Send + Sync + 'static {
-    /// The fewest requests (running or queued) any other live worker
-    /// has; `None` when there is none.
-    fn least_load(&self) -> Option<usize>;
-}
-
-/// Leaves new connections to the other workers while every Python thread
-/// here has a request and another worker has fewer. Every worker waits on
-/// the same sockets and whichever is first takes a connection, so without
-/// this one worker could hold more keep-alive connections than it has
-/// threads (their requests queue) while another has threads idle. The
-/// least loaded worker always accepts at once, so when all are full
-/// requests still queue, or get their 503, without delay.
-pub struct AcceptDeferral {
-    /// This worker's threads.
-    pub occupancy: Arc<crate::exchange::Occupancy>,
-    /// The others'.
-    pub siblings: Arc<dyn Siblings>,
-}
-
-/// The longest a full worker leaves connections to the others (one may
-/// have a free thread by the scoreboard and still not be accepting).
-pub const ACCEPT_DEFER: Duration = Duration::from_millis(100);
-
-/// How often a deferring worker looks again at the others.
-const DEFER_RECHECK: Duration = Duration::from_millis(5);
-
-impl AcceptDeferral {
-    /// Returns when this worker should accept the next connection: at once
-    /// while it has a free thread or no other worker has fewer requests,
-    /// else when one of those becomes true or [`ACCEPT_DEFER`] has passed.
-    pub async fn turn(&self) {
-        let give_up = tokio::time::Instant::now() + ACCEPT_DEFER;
-        while self.occupancy.full()
-            && self
-                .siblings
-                .least_load()
-                .is_some_and(|least| least < self.occupancy.load())
-        {
-            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            self.occupancy
-                .wait_for_thread(left.min(DEFER_RECHECK))
-                .await;
-        }
-    }
 }
 
 /// Inline execution: the app runs on the I/O thread, one request at a
@@ -263,6 +214,9 @@ pub struct Lifecycle {
     active: AtomicUsize,
     /// Woken when `active` drops to zero.
     idle: Notify,
+    /// Where the other worker processes see `active` (the scoreboard), if
+    /// any.
+    shown: Option<&'static AtomicU32>,
 }
 
 impl Default for Lifecycle {
@@ -271,11 +225,20 @@ impl Default for Lifecycle {
             draining: watch::channel(false).0,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            shown: None,
         }
     }
 }
 
 impl Lifecycle {
+    /// Counts connections into `shown` as well, for other processes to read.
+    pub fn shown_in(shown: &'static AtomicU32) -> Self {
+        Lifecycle {
+            shown: Some(shown),
+            ..Lifecycle::default()
+        }
+    }
+
     /// Starts draining.
     pub fn drain(&self) {
         self.draining.send_replace(true);
@@ -311,6 +274,9 @@ impl Lifecycle {
     /// Counts a connection until the guard drops.
     fn enter(self: &Arc<Self>) -> ConnectionGuard {
         self.active.fetch_add(1, Ordering::AcqRel);
+        if let Some(shown) = self.shown {
+            shown.fetch_add(1, Ordering::Relaxed);
+        }
         ConnectionGuard(self.clone())
     }
 }
@@ -320,6 +286,9 @@ struct ConnectionGuard(Arc<Lifecycle>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        if let Some(shown) = self.0.shown {
+            shown.fetch_sub(1, Ordering::Relaxed);
+        }
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
         }

@@ -205,6 +205,8 @@ pub mod libc_sig {
     pub const SIGKILL: i32 = 9;
     pub const SIGUSR1: i32 = 10;
     pub const SIGTERM: i32 = 15;
+    pub const SIGCONT: i32 = 18;
+    pub const SIGSTOP: i32 = 19;
 }
 
 /// Sends `sig` to `pid` (with the `kill` command: no libc in the tests).
