@@ -86,7 +86,7 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         cli.queue_size(),
         facts,
         Some(observer),
-        service,
+        service.clone(),
     ) {
         Ok(pool) => pool,
         Err(e) => {
@@ -105,10 +105,13 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         }
     };
     let lifecycle = Arc::new(Lifecycle::shown_in(&watch.slot().connections));
-    let defer_accepts = (cli.processes > 1).then(|| AcceptDeferral {
-        occupancy: pool.occupancy(),
-        connections: lifecycle.clone(),
-        siblings: watch.clone(),
+    let defer_accepts = (cli.processes > 1).then(|| {
+        AcceptDeferral::new(
+            pool.occupancy(),
+            inline.as_ref().map(|_| service.clone()),
+            lifecycle.clone(),
+            watch.clone(),
+        )
     });
     let shared = Arc::new(Shared {
         limits: cli.limits(),
