@@ -125,6 +125,31 @@ fn logto_writes_to_a_file_that_sigusr1_reopens() {
 }
 
 #[test]
+fn sigusr1_while_a_worker_starts_does_not_kill_it() {
+    let dir = common::temp_dir("logto-respawn");
+    let log = dir.join("rwsgi.log");
+    let server = start(&["--logto", log.to_str().unwrap(), "--processes", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::children(server.pid()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let worker = common::children(server.pid())[0];
+    // The master passes SIGUSR1 on to its workers. One forked a moment ago
+    // has not yet installed its handler, and SIGUSR1's default action
+    // ends the process: it now keeps the signal pending until then.
+    common::signal(worker, libc_sig::SIGKILL);
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        common::signal(server.pid(), libc_sig::SIGUSR1);
+    }
+    assert_eq!(server.get(Proto::Http, "/write?after").status, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("(pid {worker}) died")), "{text}");
+    assert!(!text.contains("killed by signal 10"), "{text}");
+    assert!(!text.contains("SIGUSR1"), "{text}");
+}
+
+#[test]
 fn error_lines_say_whose_fault_it_was() {
     let server = start(&[]);
     server.get(Proto::Http, "/raise");

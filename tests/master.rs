@@ -306,6 +306,25 @@ fn a_worker_that_is_not_looking_does_not_hold_back_connections() {
 }
 
 #[test]
+fn processes_the_app_starts_block_no_signals() {
+    // A worker keeps the master's signals blocked until its handlers are
+    // in place; no thread it starts, nor any process those start, may
+    // inherit that mask (a child blocking SIGTERM cannot be stopped).
+    for threads in ["1", "3"] {
+        let dir = app_dir(&format!("sigmask-{threads}"), "1");
+        let server = start(&dir, &["--processes", "2", "--threads", threads]);
+        for _ in 0..4 {
+            let r = server.get(Proto::Http, "/sigblk");
+            assert_eq!(
+                r.text().trim(),
+                "SigBlk:\t0000000000000000",
+                "threads {threads}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     let dir = app_dir("kill9", "1");
     let server = start(&dir, &["--processes", "2", "--threads", "2"]);

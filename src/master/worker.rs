@@ -45,6 +45,27 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         app,
     } = setup;
     super::heap::keep_body_memory(cli.post_buffering);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = id, "cannot start the I/O runtime: {e}");
+            return exit_code::FAILED;
+        }
+    };
+    // Handlers first, then the signals the master left blocked: sent
+    // meanwhile, they are delivered now, and the threads started after
+    // (Python's, and any process they start) block none.
+    let signals = match Signals::install(&runtime) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::error!(worker = id, "cannot install signal handlers: {e}");
+            return exit_code::FAILED;
+        }
+    };
+    super::supervisor::unblock_signals();
     let app = match app {
         Some(app) => app,
         None => {
@@ -94,16 +115,6 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
             return exit_code::FAILED;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(worker = id, "cannot start the I/O runtime: {e}");
-            return exit_code::FAILED;
-        }
-    };
     let lifecycle = Arc::new(Lifecycle::shown_in(&watch.slot().connections));
     let defer_accepts = (cli.processes > 1).then(|| {
         AcceptDeferral::new(
@@ -138,7 +149,28 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         inline,
         defer_accepts,
     });
-    runtime.block_on(serve(id, cli, listeners, shared, watch))
+    runtime.block_on(serve(id, cli, listeners, shared, watch, signals))
+}
+
+/// The signals a worker acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install(runtime: &tokio::runtime::Runtime) -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _context = runtime.enter();
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            usr1: signal(SignalKind::user_defined1())?,
+        })
+    }
 }
 
 /// Serves until a stop signal or a recycle reason, then drains.
@@ -148,17 +180,14 @@ async fn serve(
     listeners: Vec<(ListenSpec, BoundSocket)>,
     shared: Arc<Shared>,
     watch: Arc<WorkerWatch>,
+    signals: Signals,
 ) -> i32 {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut usr1)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::quit()),
-        signal(SignalKind::user_defined1()),
-    ) else {
-        tracing::error!(worker = id, "cannot install signal handlers");
-        return exit_code::FAILED;
-    };
+    let Signals {
+        mut term,
+        mut int,
+        mut quit,
+        mut usr1,
+    } = signals;
     for (spec, socket) in listeners {
         let shared = shared.clone();
         tokio::spawn(async move {

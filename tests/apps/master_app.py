@@ -23,6 +23,14 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/sleep":
         time.sleep(float(environ["QUERY_STRING"] or "1"))
+    if path == "/sigblk":
+        # The signals blocked in a process the app starts.
+        import subprocess
+        body = subprocess.run(["grep", "SigBlk", "/proc/self/status"],
+                              capture_output=True, check=True).stdout
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/forever":
         while True:
             time.sleep(0.05)

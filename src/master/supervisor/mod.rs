@@ -18,7 +18,8 @@ mod signals;
 mod stats_view;
 
 use reexec::{adopt_after_reexec, REEXEC_FDS, START_DIR};
-use signals::{block_signals, describe_status, sd_notify, signal, unblock_signals, wait_signal};
+pub(in crate::master) use signals::unblock_signals;
+use signals::{block_signals, describe_status, sd_notify, signal, wait_signal};
 use stats_view::{open_endpoints, slot_totals};
 
 use crate::config::Cli;
@@ -343,7 +344,9 @@ impl Supervisor<'_> {
 
     /// The child side of `spawn`: never returns.
     fn become_worker(&mut self, id: u32, slot: usize, master: libc::pid_t) -> ! {
-        unblock_signals();
+        // The master's signals stay blocked (pending) until the worker has
+        // its handlers (`worker::run`): SIGUSR1 passed on by the master a
+        // moment after the fork would otherwise end it (its default action).
         // SAFETY: plain prctl/getppid calls.
         unsafe {
             libc::prctl(

@@ -31,12 +31,14 @@ pub(super) fn block_signals() {
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
-pub(super) fn unblock_signals() {
+/// Unblocks every signal on this thread (a worker's, once its handlers are
+/// installed: signals sent meanwhile are delivered now).
+pub(in crate::master) fn unblock_signals() {
     // SAFETY: an empty mask; the worker installs its own handlers.
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
