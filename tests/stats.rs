@@ -103,6 +103,48 @@ fn stats_socket_serves_uwsgi_layout_json() {
 }
 
 #[test]
+fn stats_show_each_workers_open_connections() {
+    let dir = common::temp_dir("stats-conns");
+    let stats = dir.join("stats.sock");
+    let server = start(&["--stats", stats.to_str().unwrap()]);
+    let open = |v: &Value| -> Vec<u64> {
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["connections"].as_u64().unwrap())
+            .collect()
+    };
+    // Six kept-alive connections, each having answered one request.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut s = std::net::TcpStream::connect(&server.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        held.push(s);
+    }
+    let v: Value = serde_json::from_str(&read_unix(&stats)).unwrap();
+    assert_eq!(open(&v).iter().sum::<u64>(), 6, "{v}");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v: Value = serde_json::from_str(&read_unix(&stats)).unwrap();
+        if open(&v).iter().sum::<u64>() == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "closed connections still counted: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn stats_http_answers_over_http() {
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");

@@ -71,6 +71,8 @@ pub struct WorkerStat {
     pub busy: u32,
     /// Requests waiting for a thread.
     pub queued: u32,
+    /// Connections open now.
+    pub connections: u32,
     /// Body bytes sent.
     pub tx: u64,
     /// Sum of request durations, microseconds.

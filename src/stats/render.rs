@@ -63,6 +63,7 @@ pub fn uwsgi_json(s: &Snapshot) -> String {
                 "last_spawn": w.last_spawn,
                 "respawn_count": w.respawn_count,
                 "tx": w.tx,
+                "connections": w.connections,
                 "avg_rt": w.avg_rt(),
                 "apps": [],
                 "cores": cores,
@@ -186,6 +187,19 @@ pub fn prometheus(s: &Snapshot) -> String {
     );
     header(
         &mut out,
+        "rwsgi_worker_connections",
+        "gauge",
+        "Connections open, by worker (they spread evenly when balanced).",
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            out,
+            "rwsgi_worker_connections{{worker=\"{}\"}} {}",
+            w.id, w.connections
+        );
+    }
+    header(
+        &mut out,
         "rwsgi_listen_queue",
         "gauge",
         "Connections waiting to be accepted.",
@@ -257,6 +271,7 @@ mod tests {
                 requests: 4,
                 running_time: 400,
                 busy: 1,
+                connections: 7,
                 ..WorkerStat::default()
             }],
             ..Snapshot::default()
@@ -288,6 +303,16 @@ mod tests {
         }
         assert_eq!(w["avg_rt"], 100);
         assert_eq!(w["status"], "busy");
+        assert_eq!(w["connections"], 7);
+    }
+
+    #[test]
+    fn prometheus_has_each_workers_open_connections() {
+        let text = prometheus(&sample());
+        assert!(
+            text.contains("rwsgi_worker_connections{worker=\"1\"} 7\n"),
+            "{text}"
+        );
     }
 
     #[test]

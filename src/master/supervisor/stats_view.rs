@@ -85,6 +85,7 @@ impl Supervisor<'_> {
                 exceptions: slot.exceptions.load(Ordering::Relaxed),
                 busy: slot.busy.load(Ordering::Relaxed),
                 queued: slot.queued.load(Ordering::Relaxed),
+                connections: slot.connections.load(Ordering::Relaxed),
                 tx: slot.tx.load(Ordering::Relaxed),
                 running_time: slot.busy_micros.load(Ordering::Relaxed),
                 rss,
