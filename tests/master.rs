@@ -201,29 +201,6 @@ fn a_worker_with_every_thread_busy_leaves_new_connections_to_the_others() {
     assert!(served.values().all(|&n| n == 3), "{served:?}");
 }
 
-/// Reads one response with a Content-Length from a kept-alive connection.
-fn read_one(s: &mut TcpStream) -> Response {
-    use std::io::Read;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .expect("a Content-Length");
-            if raw.len() >= end + 4 + length {
-                return Response::from_raw(&raw);
-            }
-        }
-        let n = s.read(&mut chunk).expect("read a response");
-        assert!(n > 0, "connection closed before a whole response");
-        raw.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// Opens `n` connections at once, a request on each, and counts the
 /// responses by the pid of the worker that served them.
 fn burst(server: &Server, n: usize) -> std::collections::HashMap<String, usize> {
@@ -239,7 +216,7 @@ fn burst(server: &Server, n: usize) -> std::collections::HashMap<String, usize> 
     let mut per_worker: std::collections::HashMap<String, usize> = Default::default();
     for c in &mut conns {
         *per_worker
-            .entry(fields(&read_one(c))["pid"].clone())
+            .entry(fields(&common::read_one(c))["pid"].clone())
             .or_default() += 1;
     }
     per_worker

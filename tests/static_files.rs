@@ -641,30 +641,6 @@ fn paths_outside_every_map_go_to_the_app() {
     assert_eq!(r.header("content-type"), Some("application/json"));
 }
 
-/// Reads exactly one response with a Content-Length body from `s`.
-fn read_one(s: &mut TcpStream) -> Response {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            let bodyless = head.starts_with("http/1.1 304");
-            let want = end + 4 + if bodyless { 0 } else { len };
-            if raw.len() >= want {
-                assert_eq!(raw.len(), want, "extra bytes after the response");
-                return Response::from_raw(&raw);
-            }
-        }
-        let n = s.read(&mut buf).expect("response");
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
-        raw.extend_from_slice(&buf[..n]);
-    }
-}
-
 #[test]
 fn keep_alive_serves_static_requests_on_one_connection() {
     let (_site, server) = site();
@@ -675,11 +651,11 @@ fn keep_alive_serves_static_requests_on_one_connection() {
         write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").unwrap();
     };
     send(&mut s, "/static/hello.txt", "");
-    let r = read_one(&mut s);
+    let r = common::read_one(&mut s);
     assert_eq!((r.status, r.text().as_str()), (200, HELLO));
     assert!(r.header("connection").is_none());
     send(&mut s, "/static/big.bin", "");
-    let r = read_one(&mut s);
+    let r = common::read_one(&mut s);
     assert_eq!(r.status, 200);
     assert!(r.body == want);
     let etag = r.header("etag").unwrap().to_string();
@@ -688,11 +664,11 @@ fn keep_alive_serves_static_requests_on_one_connection() {
         "/static/big.bin",
         &format!("If-None-Match: {etag}\r\n"),
     );
-    assert_eq!(read_one(&mut s).status, 304);
+    assert_eq!(common::read_one(&mut s).status, 304);
     send(&mut s, "/static/nope.txt", "");
-    assert_eq!(read_one(&mut s).status, 404);
+    assert_eq!(common::read_one(&mut s).status, 404);
     send(&mut s, "/static/big.bin", "Range: bytes=1-2\r\n");
-    let r = read_one(&mut s);
+    let r = common::read_one(&mut s);
     assert_eq!((r.status, &r.body[..]), (206, &want[1..3]));
     // Then the app, on the same connection.
     send(&mut s, "/write", "Connection: close\r\n");
@@ -735,15 +711,15 @@ fn a_small_request_body_is_discarded_and_the_connection_kept() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"POST /static/hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1")
         .unwrap();
-    let r = read_one(&mut s);
+    let r = common::read_one(&mut s);
     assert_eq!(r.status, 405);
     assert!(r.header("connection").is_none());
     s.write_all(b"GET /static/hello.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
         .unwrap();
-    assert_eq!(read_one(&mut s).text(), HELLO);
+    assert_eq!(common::read_one(&mut s).text(), HELLO);
     s.write_all(b"GET /static/style.css HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    assert_eq!(read_one(&mut s).text(), "body { color: red }\n");
+    assert_eq!(common::read_one(&mut s).text(), "body { color: red }\n");
 }
 
 #[test]
@@ -753,7 +729,7 @@ fn a_large_request_body_closes_the_connection() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"POST /static/hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
         .unwrap();
-    let r = read_one(&mut s);
+    let r = common::read_one(&mut s);
     assert_eq!(r.status, 405);
     assert_eq!(r.header("connection"), Some("close"));
     let mut rest = Vec::new();

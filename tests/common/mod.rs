@@ -570,3 +570,28 @@ pub fn assert_rejected(server: &Server, raw: &[u8], status: u16, cause: &str) {
     let after = server.get(Proto::Http, "/write");
     assert_eq!(after.status, 200, "the server stopped serving");
 }
+
+/// Reads exactly one response with a Content-Length body (or a 304) from a
+/// kept-alive connection.
+pub fn read_one(s: &mut impl Read) -> Response {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            let bodyless = head.starts_with("http/1.1 304");
+            let want = end + 4 + if bodyless { 0 } else { len };
+            if raw.len() >= want {
+                assert_eq!(raw.len(), want, "extra bytes after the response");
+                return Response::from_raw(&raw);
+            }
+        }
+        let n = s.read(&mut buf).expect("response");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
