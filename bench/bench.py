@@ -179,8 +179,8 @@ def progress_line(r, took):
     if "failure" in r:
         return f"{head}: FAILED {r['failure']} ({took:.0f} s)"
     return (f"{head}: {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
-            f"err {r['non_2xx'] + r['socket_errors']:>5}  {r['cpu_us_per_req']:6,.0f} µs/req  "
-            f"{r['sleeps_per_req']:5.2f} sleeps/req  "
+            f"err {r['non_2xx'] + r['socket_errors']:>5}  {r['cpu_us_per_req']:6,.0f} µs/req "
+            f"(kernel {r['kernel_us_per_req']:4,.1f})  {r['sleeps_per_req']:5.2f} sleeps/req  "
             f"{r['peak_rss_mib']:6.1f} MiB  other {r['other_load_pct']:3.0f}%  ({took:.0f} s)")
 
 

@@ -4,7 +4,8 @@ stop it by its own pid/group, and measure a process tree from /proc.
 Measurements are read from /proc only (Linux): the tree under a root pid is
 found through each process's parent pid; CPU time is utime + stime (plus the
 cutime + cstime of reaped children, so a worker that exits mid-run is still
-counted) in clock ticks; memory is the sum of VmRSS over the tree (and of
+counted) in clock ticks, and its kernel part stime (+ cstime) on its own;
+memory is the sum of VmRSS over the tree (and of
 PSS, which counts shared pages once).
 """
 
@@ -14,13 +15,26 @@ import socket
 import subprocess
 import threading
 import time
+from typing import NamedTuple
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+class Stat(NamedTuple):
+    """One process's parent, name and CPU ticks so far."""
+
+    ppid: int
+    comm: str
+    #: user + system, the reaped children's included.
+    ticks: int
+    #: user + system of the process alone (a shell reaping a build is not busy).
+    own: int
+    #: system (kernel) time, the reaped children's included.
+    kernel: int
+
+
 def read_stat(pid):
-    """(ppid, comm, cpu ticks, own cpu ticks) of one process, or None if it
-    is gone. `cpu ticks` adds the reaped children's time; `own` does not."""
+    """The `Stat` of one process, or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode("latin-1")
@@ -30,12 +44,12 @@ def read_stat(pid):
     comm = data[data.index("(") + 1 : data.rindex(")")]
     fields = data[data.rindex(")") + 2 :].split()
     # After comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    own = int(fields[11]) + int(fields[12])
-    return int(fields[1]), comm, own + int(fields[13]) + int(fields[14]), own
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return Stat(int(fields[1]), comm, utime + stime + cutime + cstime, utime + stime, stime + cstime)
 
 
 def all_stats():
-    """{pid: (ppid, comm, ticks, own ticks)} for every process on the machine."""
+    """{pid: Stat} for every process on the machine."""
     stats = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -49,8 +63,8 @@ def tree_pids(root, stats=None):
     """The pids of `root` and all its descendants."""
     stats = stats if stats is not None else all_stats()
     children = {}
-    for pid, (ppid, *_) in stats.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, st in stats.items():
+        children.setdefault(st.ppid, []).append(pid)
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -62,7 +76,12 @@ def tree_pids(root, stats=None):
 
 def tree_ticks(root, stats):
     """CPU ticks used so far by the tree under `root`."""
-    return sum(stats[pid][2] for pid in tree_pids(root, stats))
+    return sum(stats[pid].ticks for pid in tree_pids(root, stats))
+
+
+def tree_kernel_ticks(root, stats):
+    """The kernel part of `tree_ticks`."""
+    return sum(stats[pid].kernel for pid in tree_pids(root, stats))
 
 
 def machine_busy_ticks():

@@ -45,6 +45,7 @@ def summary(runs):
         socket_errors=sum(r["socket_errors"] for r in ok),
         errors_detail={k: sum(r["errors_detail"][k] for r in ok) for k in ok[0]["errors_detail"]},
         cpu_us_per_req=med("cpu_us_per_req"),
+        kernel_us_per_req=med("kernel_us_per_req") if all("kernel_us_per_req" in r for r in ok) else None,
         sleeps_per_req=med("sleeps_per_req") if all("sleeps_per_req" in r for r in ok) else None,
         peak_rss_mib=max(r["peak_rss_mib"] for r in ok),
         peak_pss_mib=max((r.get("peak_pss_mib") or 0) for r in ok) or None,
@@ -82,21 +83,21 @@ def scenario_table(sc_name, by_server, order):
         f"thread{'s' if sc.threads != 1 else ''}, "
         f"wrk c={sc.connections}{', POST ' + str(sc.body_bytes) + ' B' if sc.body_bytes else ''}",
         "",
-        "| server | req/s | p50 ms | p99 ms | errors | CPU µs/req | sleeps/req | peak RSS MiB | peak PSS MiB | other load % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | req/s | p50 ms | p99 ms | errors | CPU µs/req | kernel µs/req | sleeps/req | peak RSS MiB | peak PSS MiB | other load % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in order:
         s = by_server.get(name)
         if s is None:
             continue
         if "rps" not in s:
-            lines.append(f"| {name} | failed: {s['failures'][0][:80]} | | | | | | | | |")
+            lines.append(f"| {name} | failed: {s['failures'][0][:80]} | | | | | | | | | |")
             continue
         errors = error_cell(s)
         load = fmt(s["other_load_pct"], ".0f") + (" ⚠" if s["other_load_pct"] > LOAD_WARNING_PCT else "")
         lines.append(
             f"| {name} | {s['rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {errors} | "
-            f"{s['cpu_us_per_req']:,.0f} | {fmt(s.get('sleeps_per_req'), '.2f')} | {s['peak_rss_mib']:.1f} | {fmt(s.get('peak_pss_mib'), '.1f')} | {load} |"
+            f"{s['cpu_us_per_req']:,.0f} | {fmt(s.get('kernel_us_per_req'), ',.1f')} | {fmt(s.get('sleeps_per_req'), '.2f')} | {s['peak_rss_mib']:.1f} | {fmt(s.get('peak_pss_mib'), '.1f')} | {load} |"
         )
     return lines
 
@@ -110,8 +111,8 @@ def versus_table(summaries, scenario_names):
         "Ratios from the medians above. The ceiling is nginx answering the same request itself "
         "(the load generator's limit for that response), where measured.",
         "",
-        "| scenario | rwsgi req/s | best peer | its req/s | req/s ratio | rwsgi CPU µs/req | "
-        "peer CPU µs/req | ceiling req/s | rwsgi peak RSS / PSS MiB | peer peak RSS / PSS MiB |",
+        "| scenario | rwsgi req/s | best peer | its req/s | req/s ratio | rwsgi CPU µs/req (kernel) | "
+        "peer CPU µs/req (kernel) | ceiling req/s | rwsgi peak RSS / PSS MiB | peer peak RSS / PSS MiB |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sc_name in scenario_names:
@@ -126,9 +127,12 @@ def versus_table(summaries, scenario_names):
         def memory(s):
             return f"{s['peak_rss_mib']:.1f} / {fmt(s.get('peak_pss_mib'), '.1f')}"
 
+        def cpu(s):
+            return f"{s['cpu_us_per_req']:,.1f} ({fmt(s.get('kernel_us_per_req'), ',.1f')})"
+
         lines.append(
             f"| {sc_name} | {ours['rps']:,.0f} | {best_name} | {best['rps']:,.0f} | "
-            f"{ours['rps'] / best['rps']:.2f} | {ours['cpu_us_per_req']:,.1f} | {best['cpu_us_per_req']:,.1f} | "
+            f"{ours['rps'] / best['rps']:.2f} | {cpu(ours)} | {cpu(best)} | "
             f"{fmt(ceiling, ',.0f')} | {memory(ours)} | {memory(best)} |"
         )
     return lines + [""]
@@ -178,7 +182,8 @@ def write_markdown(path, meta, runs, order, chart_name=None):
               "wrk also counts a `read` error each time a server ends a body that has no length "
               "by closing the connection (the response itself is complete and counted), so in the "
               "streaming scenario `read` errors mostly mean 'no chunked encoding'. CPU is the whole server process tree's user + system time "
-              "divided by the requests served; other load is the CPU that processes outside the "
+              "divided by the requests served, kernel its system time alone (what the kernel did for the "
+              "server's syscalls); other load is the CPU that processes outside the "
               "benchmark used meanwhile, in % of all cores (⚠ above "
               f"{LOAD_WARNING_PCT:.0f} %: the run shared the machine).", ""]
     names = [s for s in meta["scenarios"] if s in summaries]

@@ -96,6 +96,7 @@ def measure(ctx, sc, server, front, url, log):
     after, busy1, self1 = procs.all_stats(), procs.machine_busy_ticks(), procs.own_and_children_ticks()
     sleeps1 = procs.sleeps(procs.tree_pids(server.pid, after))
     server_ticks = procs.tree_ticks(server.pid, after) - procs.tree_ticks(server.pid, before)
+    kernel_ticks = procs.tree_kernel_ticks(server.pid, after) - procs.tree_kernel_ticks(server.pid, before)
     nginx_ticks = 0
     if front is not None:
         ng = front.proc.pid
@@ -107,6 +108,10 @@ def measure(ctx, sc, server, front, url, log):
         wrk_argv=cmd,
         server_cpu_s=server_ticks / procs.CLK_TCK,
         cpu_us_per_req=server_ticks / procs.CLK_TCK / max(res["requests"], 1) * 1e6,
+        # The part the kernel spent on the server's behalf (its syscalls:
+        # accept, read, write, close, epoll): a floor that no user-space
+        # work removes while the syscalls stay the same.
+        kernel_us_per_req=kernel_ticks / procs.CLK_TCK / max(res["requests"], 1) * 1e6,
         # How often the server's threads went to sleep (and so had to be
         # woken) per request: each is a wake-up that may preempt nginx or wrk.
         sleeps_per_req=(sleeps1 - sleeps0) / max(res["requests"], 1),
@@ -122,11 +127,11 @@ def busiest(before, after, ours, top=3):
     """The names of the other processes that used the most CPU in the run
     (their own time only: a shell reaping a long build is not busy)."""
     deltas = {}
-    for pid, (_, comm, _, own) in after.items():
+    for pid, st in after.items():
         if pid not in ours:
-            used = own - (before[pid][3] if pid in before else 0)
+            used = st.own - (before[pid].own if pid in before else 0)
             if used > 0:
-                deltas[comm] = deltas.get(comm, 0) + used
+                deltas[st.comm] = deltas.get(st.comm, 0) + used
     ranked = sorted(deltas.items(), key=lambda kv: -kv[1])[:top]
     return [f"{comm} {ticks / procs.CLK_TCK:.1f}s" for comm, ticks in ranked]
 
