@@ -224,20 +224,35 @@ fn burst(server: &Server, n: usize) -> std::collections::HashMap<String, usize> 
 
 #[test]
 fn workers_that_just_started_share_a_burst_of_keep_alive_connections() {
-    let dir = app_dir("accept-cold", "1");
-    let server = start(&dir, &["--processes", "2", "--threads", "1"]);
-    assert!(wait_until(10, || workers(&server).len() == 2));
-    // Both accepting (the scoreboard says ready), neither has timed the
-    // app yet: its first requests run on the pool thread, which then
-    // counts as busy.
-    thread::sleep(Duration::from_millis(300));
-    let per_worker = burst(&server, 32);
-    assert_eq!(
-        per_worker.len(),
-        2,
-        "one worker took every connection: {per_worker:?}"
+    // Five cold starts, one burst each. A worker the OS does not run for a
+    // timer turn (both CPUs busy with the client and the other worker, or
+    // with the tests running beside this one) is passed over for 50 ms by
+    // design, and then the other takes the rest of that burst: single
+    // bursts split 6/26 on a loaded machine, 15/17 or 16/16 on a quiet
+    // one. Without the balancing, one worker took nearly every connection
+    // (63/1 of a Django pair's 64).
+    let mut smaller_sides = Vec::new();
+    for _ in 0..5 {
+        let dir = app_dir("accept-cold", "1");
+        let server = start(&dir, &["--processes", "2", "--threads", "1"]);
+        assert!(wait_until(10, || workers(&server).len() == 2));
+        // Both accepting (the scoreboard says ready), neither has timed the
+        // app yet: its first requests run on the pool thread, which then
+        // counts as busy.
+        thread::sleep(Duration::from_millis(300));
+        let per_worker = burst(&server, 32);
+        assert_eq!(
+            per_worker.len(),
+            2,
+            "one worker took every connection: {per_worker:?}"
+        );
+        smaller_sides.push(*per_worker.values().min().unwrap());
+    }
+    // A quarter of all connections at least went to the less busy side.
+    assert!(
+        smaller_sides.iter().sum::<usize>() >= 5 * 8,
+        "the smaller side of each burst of 32: {smaller_sides:?}"
     );
-    assert!(per_worker.values().all(|&n| n >= 8), "{per_worker:?}");
 }
 
 /// Continues a stopped process when dropped (also when a test fails).
