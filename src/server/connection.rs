@@ -342,14 +342,18 @@ async fn serve_request<S: Stream>(
     let started = Instant::now();
     ctx.add_connection_vars(&mut request, peer);
     let label = RequestLabel::of(&request);
-    if let Some(keep_alive) =
-        super::static_files::serve(stream, buf, &request, peer, ctx, started, &label).await
-    {
-        return if keep_alive {
-            After::KeepAlive(Instant::now())
-        } else {
-            After::Close
-        };
+    // Asked only when there are static maps: most servers have none, and
+    // the call's future was made, polled and dropped for every request.
+    if !ctx.shared.static_files.is_empty() {
+        let served =
+            super::static_files::serve(stream, buf, &request, peer, ctx, started, &label).await;
+        if let Some(keep_alive) = served {
+            return if keep_alive {
+                After::KeepAlive(Instant::now())
+            } else {
+                After::Close
+            };
+        }
     }
     let info = ctx
         .shared
