@@ -225,7 +225,11 @@ impl<S: AsRawFd + SocketKind + Unpin + Send + Sync + 'static> Stream for Conn<S>
     }
 
     async fn readable(&self) -> io::Result<()> {
-        self.registration()?.readable().await.map(drop)
+        // The registration's reader slot, not `AsyncFd::readable`: that
+        // queues a waiter in a list and takes the registration's lock again
+        // to unlink it when done. One task waits per connection.
+        let registered = self.registration()?;
+        std::future::poll_fn(|cx| registered.poll_read_ready(cx).map_ok(drop)).await
     }
 
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
