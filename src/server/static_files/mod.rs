@@ -143,7 +143,8 @@ impl StaticFiles {
 
 /// Serves `request` if its path is mapped; `None` sends it on to the app.
 /// `Some(keep_alive)`: it was answered, and whether the connection may
-/// read another request.
+/// read another request. The connection asks only when some maps are
+/// configured.
 pub(super) async fn serve<S: Stream>(
     stream: &mut S,
     buf: &mut BytesMut,
@@ -154,9 +155,6 @@ pub(super) async fn serve<S: Stream>(
     label: &RequestLabel,
 ) -> Option<bool> {
     let statics = &ctx.shared.static_files;
-    if statics.is_empty() {
-        return None;
-    }
     let path = [
         request.var(b"SCRIPT_NAME").map_or(&b""[..], |v| v),
         request.var(b"PATH_INFO").map_or(&b""[..], |v| v),
