@@ -111,12 +111,15 @@ pub enum EventSink {
     Channel(mpsc::Sender<Event>),
     /// Into a buffer the connection drains between steps (the app runs
     /// inline on the I/O thread, a chunk at a time).
-    Buffer(Arc<Mutex<Vec<Event>>>),
+    Buffer(EventBuffer),
 }
+
+/// The events of an inline call, between the app and the connection.
+pub type EventBuffer = Arc<Mutex<Vec<Event>>>;
 
 impl EventSink {
     /// A new buffer sink and the handle the connection drains it with.
-    pub fn buffer() -> (EventSink, Arc<Mutex<Vec<Event>>>) {
+    pub fn buffer() -> (EventSink, EventBuffer) {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         (EventSink::Buffer(buffer.clone()), buffer)
     }

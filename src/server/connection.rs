@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -428,8 +428,7 @@ async fn serve_request<S: Stream>(
     let job = Job {
         request,
         body,
-        // Room for the usual head, one body piece and the end.
-        events: EventSink::Buffer(Arc::new(Mutex::new(Vec::with_capacity(4)))),
+        events: EventSink::Buffer(spare::event_buffer()),
         label: label.clone(),
     };
     // With inline execution, one request runs Python at a time: wait for

@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use super::body::{BodyError, BodyFeed};
 use super::respond::{Next, ResponseWriter};
 use super::round::Seat;
+use super::spare;
 use super::stream::{write_within, Stream};
 use super::{Inline, ListenerContext, Peer};
-use crate::exchange::{Event, EventSink, Job, RequestLabel};
+use crate::exchange::{Event, EventBuffer, EventSink, Job, RequestLabel};
 use crate::protocol::response::{reason, simple_response};
 
 /// Response events buffered between the app's thread and the socket.
@@ -37,7 +38,11 @@ pub(super) async fn dispatch<S: Stream>(
 ) -> Option<Pumped> {
     let shared = &ctx.shared;
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-    job.events = EventSink::Channel(events_tx);
+    if let EventSink::Buffer(unused) =
+        std::mem::replace(&mut job.events, EventSink::Channel(events_tx))
+    {
+        spare::give_event_buffer(unused);
+    }
     if let Err(job) = shared.dispatcher.dispatch(job) {
         drop(job);
         overloaded(stream, ctx, peer, label).await;
@@ -105,15 +110,13 @@ pub(super) async fn run_inline<S: Stream>(
     loop {
         if call.is_none() {
             // The call is over: all it produced is in the buffer.
-            let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
-            drop(buffer);
             let ended = Ended {
                 turn,
                 seat,
                 peer,
                 label,
             };
-            return finish_inline(stream, events, writer, ended).await;
+            return finish_inline(stream, buffer, writer, ended).await;
         }
         let events = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(over) = apply_events(stream, writer, events, peer, label).await {
@@ -177,6 +180,7 @@ struct Ended<'a, 'p> {
 /// as events, a round of 32 responses kept 32 of each of their allocations
 /// alive at once, more than malloc's per-thread cache takes back (7 per
 /// size), and most of every request's allocations then took its slow path.
+/// The emptied event buffer goes back to the pool for the next call.
 ///
 /// A response that is whole in the buffer then goes to the round's writer
 /// (`server::round`), which sends it after the other connections of the
@@ -185,7 +189,7 @@ struct Ended<'a, 'p> {
 /// its own bytes.
 async fn finish_inline<S: Stream>(
     stream: &mut S,
-    events: Vec<Event>,
+    buffer: EventBuffer,
     writer: &mut ResponseWriter,
     ended: Ended<'_, '_>,
 ) -> Pumped {
@@ -195,10 +199,15 @@ async fn finish_inline<S: Stream>(
         peer,
         label,
     } = ended;
-    let mut events = events.into_iter();
-    let needs_socket = writer.buffer(&mut events).err();
-    // Usually nothing is left after the end: this frees the events' memory.
-    let rest: Vec<Event> = events.collect();
+    let (needs_socket, rest) = {
+        let mut events = buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = events.drain(..);
+        let needs_socket = writer.buffer(&mut events).err();
+        // Usually nothing is left after the end (and nothing allocated).
+        let rest: Vec<Event> = events.collect();
+        (needs_socket, rest)
+    };
+    spare::give_event_buffer(buffer);
     let had_turn = turn.take().is_some();
     if let (Some(seat), Some(Event::End), true) = (seat, &needs_socket, rest.is_empty()) {
         if let Some(whole) = writer.take_whole() {

@@ -13,7 +13,10 @@
 
 use bytes::BytesMut;
 use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 use std::thread::LocalKey;
+
+use crate::exchange::EventBuffer;
 
 /// Buffers kept per thread and kind; more are freed. At most 128 x 64 KiB
 /// per kind, and about 128 x 5 KiB for small requests: memory the worker
@@ -23,9 +26,16 @@ const KEPT: usize = 128;
 /// small streamed pieces) is freed instead of kept.
 const KEPT_CAPACITY: usize = 64 * 1024;
 
+/// Room for the usual inline call's events: the head, one body piece and
+/// the end. A buffer that grew past [`KEPT_EVENTS`] (a stream the socket
+/// was slow to take) is freed instead of kept.
+const EVENTS: usize = 4;
+const KEPT_EVENTS: usize = 16;
+
 thread_local! {
     static READS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static WRITES: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static EVENT_BUFFERS: RefCell<Vec<EventBuffer>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What a buffer is for.
@@ -68,6 +78,32 @@ pub fn give(kind: Kind, mut buf: BytesMut) {
     });
 }
 
+/// An empty buffer for an inline call's events: one from the pool, or a
+/// new one (two allocations, the count and lock and the events' room).
+pub fn event_buffer() -> EventBuffer {
+    EVENT_BUFFERS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Arc::new(Mutex::new(Vec::with_capacity(EVENTS))))
+}
+
+/// Returns an event buffer whose call is over. Kept only if nothing else
+/// holds it (the app's `start_response` lets go of it when its request
+/// ends) and its lock was never poisoned; its events are dropped.
+pub fn give_event_buffer(mut buffer: EventBuffer) {
+    let Some(Ok(events)) = Arc::get_mut(&mut buffer).map(Mutex::get_mut) else {
+        return;
+    };
+    if events.capacity() > KEPT_EVENTS {
+        return;
+    }
+    events.clear();
+    EVENT_BUFFERS.with_borrow_mut(|spare| {
+        if spare.len() < KEPT {
+            spare.push(buffer);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +127,35 @@ mod tests {
             give(kind, BytesMut::with_capacity(KEPT_CAPACITY + 1));
             assert_eq!(take(kind).capacity(), 0);
         }
+    }
+
+    #[test]
+    fn an_event_buffer_is_reused_only_when_nothing_else_holds_it() {
+        use crate::exchange::Event;
+        let buffer = event_buffer();
+        buffer.lock().unwrap().push(Event::End);
+        let at = Arc::as_ptr(&buffer);
+        let held = buffer.clone();
+        give_event_buffer(buffer);
+        assert_eq!(
+            EVENT_BUFFERS.with_borrow(Vec::len),
+            0,
+            "still held: not kept"
+        );
+        give_event_buffer(held);
+        let again = event_buffer();
+        assert_eq!(Arc::as_ptr(&again), at, "kept once its call let go");
+        let events = again.lock().unwrap();
+        assert!(events.is_empty(), "its events were dropped");
+        assert!(events.capacity() >= EVENTS);
+    }
+
+    #[test]
+    fn an_overgrown_event_buffer_is_freed() {
+        let buffer = event_buffer();
+        buffer.lock().unwrap().reserve(KEPT_EVENTS + 1);
+        give_event_buffer(buffer);
+        assert_eq!(EVENT_BUFFERS.with_borrow(Vec::len), 0);
     }
 
     /// A round of held responses has a buffer of each kind out per
