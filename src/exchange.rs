@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::protocol::response::Head;
 use crate::protocol::Request;
 
 /// One request handed to the Python thread pool.
@@ -151,10 +152,8 @@ pub enum Event {
     /// Status and headers, sent with the first non-empty body piece (or at
     /// the end for an empty body).
     Head {
-        /// The status line's value, e.g. `200 OK`.
-        status: Bytes,
-        /// Validated header pairs.
-        headers: Vec<(Bytes, Bytes)>,
+        /// The validated status and headers.
+        head: Head,
         /// The body length when the app's iterable made it known (a list
         /// or tuple, or a file wrapper) and no Content-Length was given.
         known_length: Option<u64>,

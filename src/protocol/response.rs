@@ -18,28 +18,131 @@ pub enum Framing {
     Empty,
 }
 
-/// What the server knows when it writes a response head.
-#[derive(Debug)]
-pub struct ResponseHead<'a> {
-    /// The WSGI status, e.g. `200 OK`.
-    pub status: &'a [u8],
-    /// The app's headers, already validated by the WSGI layer.
-    pub headers: &'a [(Bytes, Bytes)],
-    /// A body length known from the app's iterable, when it sent no
-    /// Content-Length header itself.
-    pub known_length: Option<u64>,
+/// A response's status and headers as they go on the wire: the status
+/// line's value, then one `Name: value\r\n` line per header, in one
+/// buffer, with what the head encoder acts on noted as each header is
+/// added. Encoding it is then mostly one copy; building it is one
+/// allocation (a list of pairs was four per response: the bytes, their
+/// shared handle, the spans and the pairs).
+#[derive(Debug, Default)]
+pub struct Head {
+    /// `200 OK\r\n`, then the header lines.
+    buf: Vec<u8>,
+    /// Where the status ends (its `\r\n` follows).
+    status_end: usize,
+    seen: Seen,
+    /// The hop-by-hop header lines, which HTTP drops (the server owns
+    /// them there). Usually none, and then nothing is allocated.
+    hop_by_hop: Vec<std::ops::Range<usize>>,
 }
 
-impl ResponseHead<'_> {
+impl Head {
+    /// A head with room for the usual status and headers, its status
+    /// appended by `status` (which may check what it appended: it starts
+    /// at the buffer's beginning).
+    pub fn build<E>(status: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Head, E> {
+        let mut buf = Vec::with_capacity(256);
+        status(&mut buf)?;
+        let status_end = buf.len();
+        buf.extend_from_slice(b"\r\n");
+        Ok(Head {
+            buf,
+            status_end,
+            ..Head::default()
+        })
+    }
+
+    /// A head with a status the server made itself.
+    pub fn new(status: &[u8]) -> Head {
+        Head::build(|buf| {
+            buf.extend_from_slice(status);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {})
+    }
+
+    /// Adds a header the server made itself (valid by construction).
+    pub fn header(mut self, name: &[u8], value: &[u8]) -> Head {
+        self.push(name, value);
+        self
+    }
+
+    /// Adds a header the server made itself (valid by construction).
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.push_with(
+            |buf| {
+                buf.extend_from_slice(name);
+                Ok::<(), std::convert::Infallible>(())
+            },
+            |buf| {
+                buf.extend_from_slice(value);
+                Ok(())
+            },
+        )
+        .unwrap_or_else(|never| match never {})
+    }
+
+    /// Adds a header whose name and value `name` and `value` append to the
+    /// buffer (each may check what it appended, from the length it found).
+    /// Surrounding whitespace is not part of a field value (RFC 9110 5.5):
+    /// it is dropped. On `Err` the head is as it was.
+    pub fn push_with<E>(
+        &mut self,
+        name: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+        value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let line = self.buf.len();
+        let appended = name(&mut self.buf).and_then(|()| {
+            let name_end = self.buf.len();
+            self.buf.extend_from_slice(b": ");
+            value(&mut self.buf).map(|()| name_end)
+        });
+        let name_end = match appended {
+            Ok(name_end) => name_end,
+            Err(e) => {
+                self.buf.truncate(line);
+                return Err(e);
+            }
+        };
+        let value_start = name_end + 2;
+        let value = &self.buf[value_start..];
+        let trimmed = value.trim_ascii();
+        let lead = trimmed.as_ptr() as usize - value.as_ptr() as usize;
+        let kept = trimmed.len();
+        if lead > 0 {
+            self.buf.drain(value_start..value_start + lead);
+        }
+        self.buf.truncate(value_start + kept);
+        match Special::of(&self.buf[line..name_end]) {
+            Some(Special::ContentLength) => self.seen.note_length(&self.buf[value_start..]),
+            Some(Special::Server) => self.seen.server = true,
+            Some(Special::Date) => self.seen.date = true,
+            Some(Special::HopByHop) => self.hop_by_hop.push(line..self.buf.len() + 2),
+            None => {}
+        }
+        self.buf.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// The status line's value, e.g. `200 OK`.
+    pub fn status(&self) -> &[u8] {
+        &self.buf[..self.status_end]
+    }
+
     /// The three-digit status code (0 if the status is malformed, which the
     /// WSGI layer never lets through).
     pub fn code(&self) -> u16 {
-        match self.status {
+        match self.status() {
             [a, b, c, ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
                 u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
             }
             _ => 0,
         }
+    }
+
+    /// The header lines, each `Name: value\r\n`.
+    pub fn header_lines(&self) -> &[u8] {
+        &self.buf[self.status_end + 2..]
     }
 }
 
@@ -96,13 +199,13 @@ pub struct RequestShape {
     pub keep_alive: bool,
 }
 
-/// The framing, given the app's valid Content-Length if any.
-fn framing_for(head: &ResponseHead<'_>, content_length: Option<u64>, req: RequestShape) -> Framing {
-    let code = head.code();
+/// The framing, given the app's valid Content-Length if any, else the
+/// length its iterable made known.
+fn framing_for(code: u16, length: Option<u64>, req: RequestShape) -> Framing {
     if req.head || (100..200).contains(&code) || code == 204 || code == 304 {
         return Framing::Empty;
     }
-    if let Some(len) = content_length.or(head.known_length) {
+    if let Some(len) = length {
         return Framing::Length(len);
     }
     // Chunked even when the connection closes afterwards: the last chunk
@@ -136,14 +239,16 @@ pub struct Encoded {
     pub keep_alive: bool,
 }
 
-/// Writes a response head into `out` and says how its body is framed, in
-/// one pass over the app's headers.
+/// Writes a response head into `out` and says how its body is framed.
+/// `known_length` is the body length the app's iterable made known (a
+/// list or tuple, or a file wrapper), used when it sent no Content-Length.
 ///
 /// `date` is the preformatted `Date` value (cached by the caller, it changes
 /// once a second).
 pub fn encode_head(
     out: &mut BytesMut,
-    head: &ResponseHead<'_>,
+    head: &Head,
+    known_length: Option<u64>,
     req: RequestShape,
     date: &[u8],
 ) -> Encoded {
@@ -160,20 +265,18 @@ pub fn encode_head(
             });
         }
     }
-    out.put_slice(head.status);
-    out.put_slice(b"\r\n");
-    let mut seen = Seen::default();
-    for (name, value) in head.headers {
-        match Special::of(name) {
-            Some(Special::ContentLength) => seen.note_length(value),
-            Some(Special::Server) => seen.server = true,
-            Some(Special::Date) => seen.date = true,
-            Some(Special::HopByHop) if http => continue,
-            Some(Special::HopByHop) | None => {}
+    if http && !head.hop_by_hop.is_empty() {
+        let mut from = 0;
+        for dropped in &head.hop_by_hop {
+            out.put_slice(&head.buf[from..dropped.start]);
+            from = dropped.end;
         }
-        put_header(out, name, value);
+        out.put_slice(&head.buf[from..]);
+    } else {
+        out.put_slice(&head.buf);
     }
-    let framing = framing_for(head, seen.content_length, req);
+    let seen = &head.seen;
+    let framing = framing_for(head.code(), seen.content_length.or(known_length), req);
     let keep_alive = http && req.keep_alive && framing != Framing::Close;
     if http {
         if !seen.server {
@@ -185,7 +288,7 @@ pub fn encode_head(
         match framing {
             Framing::Chunked => out.put_slice(b"Transfer-Encoding: chunked\r\n"),
             Framing::Length(len) if seen.content_length.is_none() => {
-                put_header(out, b"Content-Length", itoa(len).as_bytes())
+                put_header(out, b"Content-Length", itoa(len, &mut [0; 20]))
             }
             _ => {}
         }
@@ -196,7 +299,7 @@ pub fn encode_head(
         }
     } else if let Framing::Length(len) = framing {
         if seen.content_length.is_none() && !req.head {
-            put_header(out, b"Content-Length", itoa(len).as_bytes());
+            put_header(out, b"Content-Length", itoa(len, &mut [0; 20]));
         }
     }
     out.put_slice(b"\r\n");
@@ -213,8 +316,18 @@ fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-fn itoa(n: u64) -> String {
-    n.to_string()
+/// `n` in decimal, in `digits` (no allocation).
+fn itoa(n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return &digits[at..];
+        }
+    }
 }
 
 /// Writes the chunk-size line of one chunk.
@@ -311,20 +424,22 @@ mod tests {
         }
     }
 
-    fn render(head: &ResponseHead<'_>, req: RequestShape) -> (String, Framing) {
+    fn render(head: &Head, known_length: Option<u64>, req: RequestShape) -> (String, Framing) {
         let mut out = BytesMut::new();
-        let encoded = encode_head(&mut out, head, req, b"Thu, 01 Jan 2026 00:00:00 GMT");
+        let encoded = encode_head(
+            &mut out,
+            head,
+            known_length,
+            req,
+            b"Thu, 01 Jan 2026 00:00:00 GMT",
+        );
         (String::from_utf8(out.to_vec()).unwrap(), encoded.framing)
     }
 
     #[test]
     fn unknown_length_on_http11_is_chunked() {
-        let head = ResponseHead {
-            status: b"200 OK",
-            headers: &[],
-            known_length: None,
-        };
-        let (text, framing) = render(&head, shape(Protocol::Http));
+        let head = Head::new(b"200 OK");
+        let (text, framing) = render(&head, None, shape(Protocol::Http));
         assert_eq!(framing, Framing::Chunked);
         assert!(text.contains("Transfer-Encoding: chunked\r\n"));
         assert!(text.contains("Server: rwsgi\r\n"));
@@ -333,16 +448,12 @@ mod tests {
 
     #[test]
     fn unknown_length_on_http10_closes() {
-        let head = ResponseHead {
-            status: b"200 OK",
-            headers: &[],
-            known_length: None,
-        };
+        let head = Head::new(b"200 OK");
         let req = RequestShape {
             http10: true,
             ..shape(Protocol::Http)
         };
-        let (text, framing) = render(&head, req);
+        let (text, framing) = render(&head, None, req);
         assert_eq!(framing, Framing::Close);
         assert!(text.starts_with("HTTP/1.0 200 OK\r\n"));
         assert!(text.contains("Connection: close\r\n"));
@@ -350,41 +461,104 @@ mod tests {
 
     #[test]
     fn known_length_gets_content_length() {
-        let head = ResponseHead {
-            status: b"200 OK",
-            headers: &[],
-            known_length: Some(5),
-        };
-        let (text, framing) = render(&head, shape(Protocol::Http));
+        let head = Head::new(b"200 OK");
+        let (text, framing) = render(&head, Some(5), shape(Protocol::Http));
         assert_eq!(framing, Framing::Length(5));
         assert!(text.contains("Content-Length: 5\r\n"));
     }
 
     #[test]
     fn scgi_uses_a_status_line() {
-        let headers = [(
-            Bytes::from_static(b"Content-Type"),
-            Bytes::from_static(b"text/plain"),
-        )];
-        let head = ResponseHead {
-            status: b"404 Not Found",
-            headers: &headers,
-            known_length: None,
-        };
-        let (text, _) = render(&head, shape(Protocol::Scgi));
+        let head = Head::new(b"404 Not Found").header(b"Content-Type", b"text/plain");
+        let (text, _) = render(&head, None, shape(Protocol::Scgi));
         assert!(text.starts_with("Status: 404 Not Found\r\nContent-Type: text/plain\r\n"));
         assert!(!text.contains("Transfer-Encoding"));
     }
 
     #[test]
+    fn hop_by_hop_headers_are_dropped_over_http_only() {
+        let head = Head::new(b"200 OK")
+            .header(b"Connection", b"close")
+            .header(b"X-A", b"1")
+            .header(b"Transfer-Encoding", b"chunked")
+            .header(b"Keep-Alive", b"timeout=5")
+            .header(b"X-B", b"2");
+        let (http, _) = render(&head, Some(0), shape(Protocol::Http));
+        assert!(
+            http.starts_with("HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\nServer: rwsgi\r\n"),
+            "{http:?}"
+        );
+        let (uwsgi, _) = render(&head, Some(0), shape(Protocol::Uwsgi));
+        assert!(
+            uwsgi.starts_with(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nX-A: 1\r\nTransfer-Encoding: \
+                 chunked\r\nKeep-Alive: timeout=5\r\nX-B: 2\r\n"
+            ),
+            "{uwsgi:?}"
+        );
+    }
+
+    #[test]
+    fn the_apps_content_length_server_and_date_are_kept_and_not_repeated() {
+        let head = Head::new(b"200 OK")
+            .header(b"content-length", b" 7 ")
+            .header(b"Content-Length", b"9")
+            .header(b"SERVER", b"app")
+            .header(b"Date", b"yesterday");
+        let (text, framing) = render(&head, Some(3), shape(Protocol::Http));
+        assert_eq!(
+            framing,
+            Framing::Length(7),
+            "the first Content-Length counts"
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-length: 7\r\nContent-Length: 9\r\nSERVER: app\r\n\
+             Date: yesterday\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn values_lose_surrounding_whitespace_and_a_refused_header_leaves_no_trace() {
+        let mut head = Head::new(b"200 OK").header(b"X-A", b" \t spaced \t");
+        let refused = head.push_with(
+            |buf| {
+                buf.extend_from_slice(b"Content-Length");
+                Ok(())
+            },
+            |buf| {
+                buf.extend_from_slice(b"1\r\n");
+                Err("control character")
+            },
+        );
+        assert_eq!(refused, Err("control character"));
+        assert_eq!(head.status(), b"200 OK");
+        assert_eq!(head.code(), 200);
+        assert_eq!(head.header_lines(), b"X-A: spaced\r\n");
+        let (_, framing) = render(&head, None, shape(Protocol::Http));
+        assert_eq!(
+            framing,
+            Framing::Chunked,
+            "the refused length was not noted"
+        );
+    }
+
+    #[test]
+    fn lengths_of_any_size_are_written_in_decimal() {
+        for len in [0, 7, 10, 1_000_000, u64::MAX] {
+            let (text, _) = render(&Head::new(b"200 OK"), Some(len), shape(Protocol::Scgi));
+            assert!(
+                text.contains(&format!("\r\nContent-Length: {len}\r\n")),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn no_body_statuses_are_empty() {
         for status in [&b"204 No Content"[..], b"304 Not Modified"] {
-            let head = ResponseHead {
-                status,
-                headers: &[],
-                known_length: None,
-            };
-            assert_eq!(render(&head, shape(Protocol::Http)).1, Framing::Empty);
+            let head = Head::new(status);
+            assert_eq!(render(&head, None, shape(Protocol::Http)).1, Framing::Empty);
         }
     }
 }

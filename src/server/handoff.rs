@@ -421,7 +421,7 @@ mod tests {
 
     use super::*;
     use crate::exchange::{InlineCall, InlineRunner, ServiceTime};
-    use crate::protocol::response::RequestShape;
+    use crate::protocol::response::{Head, RequestShape};
     use crate::protocol::Protocol;
     use crate::server::stream::Conn;
     use crate::server::Inline;
@@ -458,8 +458,7 @@ mod tests {
             };
             events.lock().unwrap().extend([
                 Event::Head {
-                    status: Bytes::from_static(b"200 OK"),
-                    headers: Vec::new(),
+                    head: Head::new(b"200 OK"),
                     known_length: Some(5),
                 },
                 Event::Data(Bytes::from_owner(Tracked(owner))),

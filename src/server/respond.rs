@@ -11,7 +11,7 @@ use super::spare::{self, Kind};
 use super::stream::{sendfile, write_two_within, write_within, Stream};
 use crate::exchange::Event;
 use crate::protocol::response::{
-    encode_chunk_header, encode_head, Encoded, Framing, RequestShape, ResponseHead, LAST_CHUNK,
+    encode_chunk_header, encode_head, Encoded, Framing, Head, RequestShape, LAST_CHUNK,
 };
 
 /// Pieces larger than this are written straight from the app's buffer
@@ -101,11 +101,7 @@ impl ResponseWriter {
     pub fn buffer(&mut self, events: &mut impl Iterator<Item = Event>) -> Result<(), Event> {
         for event in events {
             match event {
-                Event::Head {
-                    status,
-                    headers,
-                    known_length,
-                } => self.head(&status, &headers, known_length),
+                Event::Head { head, known_length } => self.head(&head, known_length),
                 Event::Data(data) if data.len() <= COPY_LIMIT => self.small_body(data),
                 other => return Err(other),
             }
@@ -131,17 +127,12 @@ impl ResponseWriter {
         Ok(true)
     }
 
-    fn head(&mut self, status: &[u8], headers: &[(Bytes, Bytes)], known_length: Option<u64>) {
-        let head = ResponseHead {
-            status,
-            headers,
-            known_length,
-        };
+    fn head(&mut self, head: &Head, known_length: Option<u64>) {
         self.status = head.code();
         let Encoded {
             framing,
             keep_alive,
-        } = encode_head(&mut self.out, &head, self.shape, &http_date());
+        } = encode_head(&mut self.out, head, known_length, self.shape, &http_date());
         self.keep_alive = keep_alive;
         self.remaining = match framing {
             Framing::Length(n) => n,
@@ -158,12 +149,8 @@ impl ResponseWriter {
         event: Event,
     ) -> std::io::Result<Next> {
         match event {
-            Event::Head {
-                status,
-                headers,
-                known_length,
-            } => {
-                self.head(&status, &headers, known_length);
+            Event::Head { head, known_length } => {
+                self.head(&head, known_length);
                 Ok(Next::More)
             }
             Event::Data(data) => {
@@ -399,8 +386,7 @@ mod tests {
         runtime.block_on(async {
             let mut writer = ResponseWriter::new(shape, Duration::from_secs(5));
             let mut first = vec![Event::Head {
-                status: Bytes::from_static(b"200 OK"),
-                headers: Vec::new(),
+                head: Head::new(b"200 OK"),
                 known_length: None,
             }];
             first.push(Event::Data(Bytes::from_static(b"one")));

@@ -14,6 +14,7 @@ use super::interpreter::LoadedApp;
 use super::recycle;
 use super::responder::{Disconnected, Responder};
 use crate::exchange::{Event, Job, RequestLabel};
+use crate::protocol::response::Head;
 
 /// Body pieces up to this size are copied; larger ones are shared with the
 /// Python bytes object (no copy).
@@ -365,11 +366,8 @@ fn fail(
     } else {
         let body = Bytes::from_static(b"Internal Server Error\n");
         let head = Event::Head {
-            status: Bytes::from_static(b"500 Internal Server Error"),
-            headers: vec![(
-                Bytes::from_static(b"Content-Type"),
-                Bytes::from_static(b"text/plain; charset=utf-8"),
-            )],
+            head: Head::new(b"500 Internal Server Error")
+                .header(b"Content-Type", b"text/plain; charset=utf-8"),
             known_length: Some(body.len() as u64),
         };
         let _ = r

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::exchange::{Event, EventSink};
 use crate::protocol::http::syntax::is_tchar;
+use crate::protocol::response::Head;
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -20,10 +21,9 @@ pub struct Disconnected;
 /// and the body iteration.
 #[pyclass(module = "rwsgi")]
 pub struct Responder {
-    /// The status set by the latest `start_response`.
-    status: Option<Bytes>,
-    /// The headers set by the latest `start_response`.
-    headers: Vec<(Bytes, Bytes)>,
+    /// The status and headers set by the latest `start_response`, until
+    /// they are sent.
+    head: Option<Head>,
     /// Whether the head has gone to the connection (no more changes).
     head_sent: bool,
     /// The connection's end of the response; `None` while the responder
@@ -43,8 +43,7 @@ impl Responder {
     /// A responder that sends to `events`.
     pub fn new(events: EventSink) -> Self {
         Responder {
-            status: None,
-            headers: Vec::new(),
+            head: None,
             head_sent: false,
             events: Some(events),
             gone: false,
@@ -60,7 +59,7 @@ impl Responder {
 
     /// Whether `start_response` has been called.
     pub fn started(&self) -> bool {
-        self.status.is_some()
+        self.head.is_some() || self.head_sent
     }
 
     /// Whether the head has been sent.
@@ -120,21 +119,13 @@ impl Responder {
         if self.head_sent {
             return Ok(Ok(()));
         }
-        let Some(status) = self.status.clone() else {
+        let Some(head) = self.head.take() else {
             return Err(PyRuntimeError::new_err(
                 "the app returned body data before calling start_response",
             ));
         };
         self.head_sent = true;
-        let headers = std::mem::take(&mut self.headers);
-        Ok(self.send(
-            py,
-            Event::Head {
-                status,
-                headers,
-                known_length,
-            },
-        ))
+        Ok(self.send(py, Event::Head { head, known_length }))
     }
 
     /// Sends one body piece, sending the head first if needed. Empty
@@ -162,8 +153,7 @@ impl Responder {
 
     pub(super) fn clear_for_reuse(&mut self) {
         self.events = None;
-        self.status = None;
-        self.headers = Vec::new();
+        self.head = None;
     }
 }
 
@@ -202,14 +192,12 @@ impl Responder {
                 if this.head_sent {
                     return Err(reraise(exc_info));
                 }
-            } else if this.status.is_some() {
+            } else if this.started() {
                 return Err(PyRuntimeError::new_err(
                     "start_response called a second time without exc_info",
                 ));
             }
-            let (status, headers) = validate(status, headers)?;
-            this.status = Some(status);
-            this.headers = headers;
+            this.head = Some(validate(status, headers)?);
         }
         Ok(slf.into_any())
     }
@@ -249,36 +237,25 @@ fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
     }
 }
 
-/// Checks the status and headers and copies them into one buffer, handed
-/// out as slices of it: one allocation for the whole head rather than one
-/// per name and value.
-fn validate(
-    status: &Bound<'_, PyAny>,
-    headers: &Bound<'_, PyAny>,
-) -> PyResult<(Bytes, Vec<(Bytes, Bytes)>)> {
-    let mut arena = Vec::with_capacity(256);
-    validate_status(status, &mut arena)?;
-    let status_end = arena.len();
-    let spans = validate_headers(headers, &mut arena)?;
-    let arena = Bytes::from(arena);
-    let headers = spans
-        .into_iter()
-        .map(|(name, value)| (arena.slice(name), arena.slice(value)))
-        .collect();
-    Ok((arena.slice(..status_end), headers))
+/// Checks the status and headers and lays them out as they go on the
+/// wire, in one buffer (see [`Head`]).
+fn validate(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
+    let mut head = Head::build(|buf| validate_status(status, buf))?;
+    validate_headers(headers, &mut head)?;
+    Ok(head)
 }
 
 /// A status must be a str `NNN Reason`, latin-1, without control
-/// characters. Appended to `arena`.
-fn validate_status(status: &Bound<'_, PyAny>, arena: &mut Vec<u8>) -> PyResult<()> {
+/// characters. Appended to `buf`, which is empty.
+fn validate_status(status: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<()> {
     let text = status
         .cast::<PyString>()
         .map_err(|_| {
             PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
         })?
         .to_str()?;
-    push_latin1_str(arena, text, "status")?;
-    let bytes = &arena[..];
+    push_latin1_str(buf, text, "status")?;
+    let bytes = &buf[..];
     let well_formed = bytes.len() >= 4
         && bytes[..3].iter().all(u8::is_ascii_digit)
         && bytes[3] == b' '
@@ -296,23 +273,16 @@ fn validate_status(status: &Bound<'_, PyAny>, arena: &mut Vec<u8>) -> PyResult<(
     Ok(())
 }
 
-/// Where a name or value is in the head's buffer.
-type Span = std::ops::Range<usize>;
-
 /// Headers must be a list of (str, str) tuples: token names, latin-1
-/// values without CR, LF or other control characters. Names and values are
-/// appended to `arena`; the result is where each pair is in it.
-fn validate_headers(
-    headers: &Bound<'_, PyAny>,
-    arena: &mut Vec<u8>,
-) -> PyResult<Vec<(Span, Span)>> {
+/// values without CR, LF or other control characters. Each is added to
+/// `head` (which drops a value's surrounding whitespace).
+fn validate_headers(headers: &Bound<'_, PyAny>, head: &mut Head) -> PyResult<()> {
     let list = headers.cast::<pyo3::types::PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
             "response_headers must be a list, not {}",
             type_name(headers)
         ))
     })?;
-    let mut spans = Vec::with_capacity(list.len());
     for item in list.iter() {
         let pair = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -325,32 +295,38 @@ fn validate_headers(
                 "each header must be a (name, value) tuple",
             ));
         }
-        let name_start = arena.len();
-        push_latin1(arena, &pair.get_item(0)?, "header name")?;
-        let name = name_start..arena.len();
-        if name.is_empty() || !arena[name.clone()].iter().all(|&b| is_tchar(b)) {
-            return Err(PyValueError::new_err(format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(&arena[name])
-            )));
-        }
-        let value_start = arena.len();
-        push_latin1(arena, &pair.get_item(1)?, "header value")?;
-        let value = &arena[value_start..];
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(PyValueError::new_err(format!(
-                "header {} has a control character (CR/LF?) in its value",
-                String::from_utf8_lossy(&arena[name])
-            )));
-        }
-        // Surrounding whitespace is not part of a field value (RFC 9110
-        // 5.5); some frameworks leave a leading space.
-        let trimmed = value.trim_ascii();
-        let lead = trimmed.as_ptr() as usize - value.as_ptr() as usize;
-        let value = value_start + lead..value_start + lead + trimmed.len();
-        spans.push((name, value));
+        let name_at = std::cell::Cell::new((0, 0));
+        head.push_with(
+            |buf| {
+                let start = buf.len();
+                push_latin1(buf, &pair.get_item(0)?, "header name")?;
+                name_at.set((start, buf.len()));
+                let name = &buf[start..];
+                if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                    return Err(PyValueError::new_err(format!(
+                        "invalid header name {:?}",
+                        String::from_utf8_lossy(name)
+                    )));
+                }
+                Ok(())
+            },
+            |buf| {
+                let start = buf.len();
+                push_latin1(buf, &pair.get_item(1)?, "header value")?;
+                if buf[start..]
+                    .iter()
+                    .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                {
+                    return Err(PyValueError::new_err(format!(
+                        "header {} has a control character (CR/LF?) in its value",
+                        String::from_utf8_lossy(&buf[name_at.get().0..name_at.get().1])
+                    )));
+                }
+                Ok(())
+            },
+        )?;
     }
-    Ok(spans)
+    Ok(())
 }
 
 /// Appends a header name or value, which must be a latin-1 str, to `out`.

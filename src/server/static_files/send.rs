@@ -10,7 +10,7 @@ use bytes::BytesMut;
 
 use super::reply::{Payload, Reply};
 use crate::exchange::RequestLabel;
-use crate::protocol::response::{encode_head, Encoded, Framing, RequestShape, ResponseHead};
+use crate::protocol::response::{encode_head, Encoded, Framing, Head, RequestShape};
 use crate::protocol::{BodyFraming, Request};
 use crate::server::access_log::{Entry, RequestInfo};
 use crate::server::body::{BodyDecoder, Piece};
@@ -43,11 +43,10 @@ pub(super) async fn send<S: Stream>(
             && body_discardable(request)
             && !shared.lifecycle.is_draining(),
     };
-    let head = ResponseHead {
-        status: reply.status.as_bytes(),
-        headers: &reply.headers,
-        known_length: None,
-    };
+    let mut head = Head::new(reply.status.as_bytes());
+    for (name, value) in &reply.headers {
+        head.push(name, value);
+    }
     let code = head.code();
     if let Some(reason) = &reply.refused {
         if code >= 500 {
@@ -60,7 +59,7 @@ pub(super) async fn send<S: Stream>(
     let Encoded {
         framing,
         keep_alive,
-    } = encode_head(&mut out, &head, shape, &http_date());
+    } = encode_head(&mut out, &head, None, shape, &http_date());
     let body = if framing == Framing::Empty {
         Payload::Empty
     } else {
