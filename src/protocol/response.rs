@@ -1,5 +1,8 @@
 //! Response heads, per protocol: an HTTP/1.x status line for HTTP and uwsgi,
 //! a CGI `Status:` line for SCGI. Also decides how an HTTP body is framed.
+//! A [`Head`] is the status and headers an app (or the server) gave, laid
+//! out as they go on the wire; [`encode_head`] adds what the protocol and
+//! the connection need.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -30,6 +33,8 @@ pub struct Head {
     buf: Vec<u8>,
     /// Where the status ends (its `\r\n` follows).
     status_end: usize,
+    /// The app's headers the encoder acts on (its Content-Length, Server,
+    /// Date), noted once as they are added rather than at each encoding.
     seen: Seen,
     /// The hop-by-hop header lines, which HTTP drops (the server owns
     /// them there). Usually none, and then nothing is allocated.

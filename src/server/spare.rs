@@ -10,6 +10,10 @@
 //! and a write buffer out per connection. Sixteen deep, a round of 32
 //! connections freed and allocated 16 of each kind per round, half of
 //! them by malloc's slow path (4 KiB is past its per-thread cache).
+//!
+//! Inline calls' event lists are pooled the same way (see
+//! [`event_buffer`]): each was a reference count, a lock and a list, two
+//! allocations per request.
 
 use bytes::BytesMut;
 use std::cell::RefCell;
