@@ -31,9 +31,10 @@ const KEPT: usize = 128;
 const KEPT_CAPACITY: usize = 64 * 1024;
 
 /// Room for the usual inline call's events: the head, one body piece and
-/// the end. A buffer that grew past [`KEPT_EVENTS`] (a stream the socket
-/// was slow to take) is freed instead of kept.
+/// the end.
 const EVENTS: usize = 4;
+/// An event buffer that grew past this (a stream the socket was slow to
+/// take) is freed instead of kept.
 const KEPT_EVENTS: usize = 16;
 
 thread_local! {
