@@ -3,7 +3,6 @@
 //! to the app's thread pool and writes the response as it is produced, in
 //! order, one request at a time (pipelined requests wait in the buffer).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,12 +39,23 @@ const DRAIN_FIRST_REQUEST: std::time::Duration = std::time::Duration::from_secs(
 /// 0.7 MiB more of a worker's peak memory than 2 KiB.
 const READ_SIZE: usize = 2048;
 
+/// How long a lingering close reads and discards, at most, before closing
+/// (nginx's `lingering_time`).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a lingering close waits for more bytes before closing
+/// (nginx's `lingering_timeout`).
+const LINGER_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the connection does after a request.
 enum After {
     /// Read the next request; the previous one ended at this instant.
     KeepAlive(Instant),
-    /// Close the connection.
+    /// Close the connection: the client sends nothing more.
     Close,
+    /// Close after a lingering read ([`linger`]): the client may still be
+    /// sending (a body nobody read, a pipelined or next request).
+    Linger,
 }
 
 /// Serves requests on `stream` until the peer closes or an error ends it.
@@ -61,7 +71,6 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
     let mut seat = Seat::default();
     let write_timeout = ctx.shared.timeouts.write;
     loop {
-        let lifecycle = &ctx.shared.lifecycle;
         let head = read_head(
             &mut stream,
             &mut buf,
@@ -83,44 +92,91 @@ pub async fn serve_connection<S: Stream>(mut stream: S, peer: Peer, ctx: Arc<Lis
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(HeadError::Timeout) => {
-                head_timed_out(&mut stream, &ctx, &peer, buf.len()).await;
+                // A client this slow gets one quiet spell to stop sending,
+                // not the whole lingering time to go on trickling.
+                if head_timed_out(&mut stream, &ctx, &peer, buf.len()).await {
+                    linger(&mut stream, LINGER_QUIET).await;
+                }
                 return;
             }
             Err(HeadError::Protocol(e)) => {
                 reject(&mut stream, &ctx, &peer, &e).await;
+                linger(&mut stream, LINGER_TIME).await;
                 return;
             }
             Err(HeadError::Io(e)) => {
                 tracing::debug!(peer = %peer, "connection error before a request: {e}");
                 return;
             }
+            Err(HeadError::Idle) => {
+                // The client may be sending its next request right now.
+                linger(&mut stream, LINGER_TIME).await;
+                break;
+            }
         };
         served += 1;
-        match serve_request(&mut stream, &mut buf, &mut seat, request, &peer, &ctx).await {
-            After::KeepAlive(ended) if !lifecycle.is_draining() => idle.since = ended,
-            _ => break,
+        // A drain does not end a kept-alive connection here: its client
+        // may be sending the next request already. That request is served
+        // (answered with `Connection: close`); an idle one closes at its
+        // keep-alive timeout, in `read_head`.
+        let after = serve_request(&mut stream, &mut buf, &mut seat, request, &peer, &ctx).await;
+        match after {
+            After::KeepAlive(ended) => idle.since = ended,
+            After::Close | After::Linger => {
+                if let Err(e) = seat.settle(&mut stream, write_timeout).await {
+                    tracing::debug!(peer = %peer, "client went away: {e}");
+                } else if matches!(after, After::Linger) {
+                    linger(&mut stream, LINGER_TIME).await;
+                }
+                break;
+            }
         }
-    }
-    if let Err(e) = seat.settle(&mut stream, write_timeout).await {
-        tracing::debug!(peer = %peer, "client went away: {e}");
     }
     spare::give(Kind::Read, buf);
     // Dropping the stream closes it (and sends the FIN): a shutdown()
     // first would only add a syscall per connection.
 }
 
+/// Closes the way nginx's `lingering_close` does when the client may still
+/// be sending: a close with unread bytes in the socket makes the kernel
+/// send a reset, which can destroy the response before the client reads
+/// it. So the write side is shut down first (the response and a FIN go
+/// out), then what arrives is read and thrown away until the client closes,
+/// stays quiet for [`LINGER_QUIET`], or `most` has passed.
+async fn linger<S: Stream>(stream: &mut S, most: std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let until = tokio::time::Instant::now() + most;
+    let mut scratch = [0u8; 4096];
+    loop {
+        let quiet = tokio::time::Instant::now() + LINGER_QUIET;
+        match tokio::time::timeout_at(quiet.min(until), stream.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
+
 /// Waits for a keep-alive connection's next request, until the keep-alive
-/// timeout or a drain. The timer and the drain subscription are made on
-/// the first wait and kept for the connection's life: making, arming and
-/// dropping them on every request cost more than the rest of the wait. The
-/// timer is only re-armed when it fires before the current wait's deadline.
+/// timeout. The timer is made on the first wait and kept for the
+/// connection's life: making, arming and dropping it on every request cost
+/// more than the rest of the wait. It is only re-armed when it fires
+/// before the current wait's deadline.
+///
+/// A drain does not cut the wait short. A client that reuses its
+/// connection may be sending its next request at the moment the drain
+/// starts, and closing the connection under it loses that request; so the
+/// request is awaited as usual and answered with `Connection: close`. A
+/// connection that stays idle closes at its keep-alive timeout, which the
+/// worker's shutdown timeout bounds.
 struct Idle<'a> {
     shared: &'a Shared,
     /// When the last response was written: the keep-alive timeout counts
     /// from there (the request's own end reading, so a wait reads no clock).
     since: Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    drained: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
 }
 
 impl<'a> Idle<'a> {
@@ -129,22 +185,17 @@ impl<'a> Idle<'a> {
             shared,
             since: Instant::now(),
             timer: None,
-            drained: None,
         }
     }
 
-    /// Waits for the next request's bytes, the keep-alive timeout or a
-    /// drain, or for the previous response's bytes to need this
-    /// connection (see [`Seat::settle`]).
+    /// Waits for the next request's bytes or the keep-alive timeout, or for
+    /// the previous response's bytes to need this connection (see
+    /// [`Seat::settle`]).
     async fn wait<S: Stream>(&mut self, stream: &S, seat: &Seat) -> std::io::Result<Woken> {
         let deadline = tokio::time::Instant::from_std(self.since) + self.shared.timeouts.keepalive;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        let lifecycle = &self.shared.lifecycle;
-        let drained = self
-            .drained
-            .get_or_insert_with(|| Box::pin(lifecycle.drained()));
         loop {
             tokio::select! {
                 biased;
@@ -157,7 +208,6 @@ impl<'a> Idle<'a> {
                     // Armed for an earlier wait: wait out this one's time.
                     timer.as_mut().reset(deadline);
                 }
-                () = drained.as_mut() => return Ok(Woken::Over),
             }
         }
     }
@@ -167,7 +217,7 @@ impl<'a> Idle<'a> {
 enum Woken {
     /// The next request's bytes are readable.
     Readable,
-    /// The keep-alive timeout passed, or the server is draining.
+    /// The keep-alive timeout passed.
     Over,
     /// The round's writer handed the previous response back.
     Settle,
@@ -178,12 +228,13 @@ enum HeadError {
     Io(std::io::Error),
     /// The head did not arrive within the header timeout.
     Timeout,
+    /// A kept-alive connection stayed idle past the keep-alive timeout.
+    Idle,
 }
 
 /// Reads until a whole request head is decoded. `Ok(None)`: the peer closed
-/// cleanly between requests (or before sending anything), stayed idle past
-/// the keep-alive timeout, or the server is draining and the connection is
-/// idle.
+/// cleanly between requests (or before sending anything), or the server is
+/// draining and a new connection sent nothing.
 ///
 /// A head must arrive whole within the header timeout, counted from the
 /// connection's start for its first request and from the first byte for
@@ -222,7 +273,7 @@ async fn read_head<S: Stream>(
                 spare::give(Kind::Read, std::mem::take(buf));
                 match idle.wait(stream, seat).await {
                     Ok(Woken::Readable) => {}
-                    Ok(Woken::Over) => return Ok(None),
+                    Ok(Woken::Over) => return Err(HeadError::Idle),
                     Ok(Woken::Settle) => {
                         seat.settle(stream, timeouts.write)
                             .await
@@ -280,17 +331,17 @@ async fn read_head<S: Stream>(
 }
 
 /// A head that did not arrive in time: 408 if the client sent part of one,
-/// a quiet close if it sent nothing.
+/// a quiet close if it sent nothing. True when a 408 went out.
 async fn head_timed_out<S: Stream>(
     stream: &mut S,
     ctx: &ListenerContext,
     peer: &Peer,
     received: usize,
-) {
+) -> bool {
     let limit = ctx.shared.timeouts.header.as_secs_f64();
     if received == 0 {
         tracing::debug!(peer = %peer, "no request within {limit} s; closing");
-        return;
+        return false;
     }
     tracing::info!(
         peer = %peer,
@@ -304,7 +355,9 @@ async fn head_timed_out<S: Stream>(
         "request head not received in time\n",
         &[],
     );
-    let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
+    write_within(stream, &response, ctx.shared.timeouts.write)
+        .await
+        .is_ok()
 }
 
 /// Answers a request the codec rejected, logs why, and lets the caller
@@ -342,6 +395,7 @@ async fn serve_request<S: Stream>(
     let started = Instant::now();
     ctx.add_connection_vars(&mut request, peer);
     let label = RequestLabel::of(&request);
+    let wanted_keep_alive = request.keep_alive;
     // Asked only when there are static maps: most servers have none, and
     // the call's future was made, polled and dropped for every request.
     if !ctx.shared.static_files.is_empty() {
@@ -351,7 +405,7 @@ async fn serve_request<S: Stream>(
             return if keep_alive {
                 After::KeepAlive(Instant::now())
             } else {
-                After::Close
+                closing(wanted_keep_alive, buf)
             };
         }
     }
@@ -417,7 +471,7 @@ async fn serve_request<S: Stream>(
         }
         Err(BodyError::Protocol(e)) => {
             reject(stream, ctx, peer, &e).await;
-            return After::Close;
+            return After::Linger;
         }
         Err(BodyError::Io(why)) => {
             tracing::info!(peer = %peer, request = %label, "client error: {why}");
@@ -438,7 +492,7 @@ async fn serve_request<S: Stream>(
             Some(turn) => Some(turn),
             None => {
                 overloaded(stream, ctx, peer, &label).await;
-                return After::Close;
+                return After::Linger;
             }
         },
         None => None,
@@ -478,7 +532,7 @@ async fn serve_request<S: Stream>(
         .await
         {
             Some(pumped) => pumped,
-            None => return After::Close,
+            None => return After::Linger,
         },
     };
     let outcome = match outcome {
@@ -506,6 +560,20 @@ async fn serve_request<S: Stream>(
     }
     if outcome && writer.keep_alive {
         After::KeepAlive(ended)
+    } else if outcome {
+        closing(wanted_keep_alive, buf)
+    } else {
+        After::Close
+    }
+}
+
+/// How to close after a response that ended its connection: with a
+/// lingering read when the client meant to go on (it may be sending its
+/// next request, or a body nobody read) or sent bytes nobody read; plainly
+/// when it asked to close and sent nothing more.
+fn closing(wanted_keep_alive: bool, buf: &BytesMut) -> After {
+    if wanted_keep_alive || !buf.is_empty() {
+        After::Linger
     } else {
         After::Close
     }

@@ -524,6 +524,11 @@ impl Supervisor<'_> {
         );
         sd_notify("STOPPING=1");
         self.stopping = Some(deadline);
+        // Stop listening now (the workers close their copies as they
+        // drain): a client connecting during the stop is refused at once
+        // and can go elsewhere, instead of waiting in the backlog for a
+        // reset when the last process exits.
+        self.sockets.listeners.clear();
         let sig = if graceful {
             libc::SIGTERM
         } else {

@@ -1,0 +1,276 @@
+//! Nothing is lost when connections end: keep-alive clients through
+//! reloads, recycles and a stop, and error responses that reach a client
+//! which keeps sending (a lingering close, not a reset).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{libc_sig, Response, Server};
+
+fn app_dir(name: &str) -> PathBuf {
+    let dir = common::temp_dir(name);
+    std::fs::copy(
+        common::apps().join("master_app.py"),
+        dir.join("master_app.py"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("version.txt"), "1").unwrap();
+    dir
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Server {
+    let app = dir.join("master_app.py");
+    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start_in(dir, &args)
+}
+
+fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Reads one response with a Content-Length body; `Err` when the
+/// connection ended (closed or reset) before it was whole.
+fn read_response(s: &mut TcpStream) -> Result<Response, String> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if raw.len() >= end + 4 + len {
+                return Ok(Response::from_raw(&raw[..end + 4 + len]));
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {} bytes", raw.len())),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("{e} after {} bytes", raw.len())),
+        }
+    }
+}
+
+/// Clients that keep their connection for as long as the server does, as
+/// browsers and HTTP client libraries do, and send their next request as
+/// soon as a response is in. A request whose response never comes is
+/// lost; a new connection the server refuses sent nothing and lost
+/// nothing (the client would try elsewhere).
+struct KeepAliveLoad {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+    /// Responses that told the client to close.
+    closes: Arc<AtomicUsize>,
+    lost: Arc<Mutex<Vec<String>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl KeepAliveLoad {
+    fn start(addr: &str, clients: usize) -> KeepAliveLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let closes = Arc::new(AtomicUsize::new(0));
+        let lost = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let addr = addr.to_string();
+                let (stop, sent, answered, closes, lost) = (
+                    stop.clone(),
+                    sent.clone(),
+                    answered.clone(),
+                    closes.clone(),
+                    lost.clone(),
+                );
+                thread::spawn(move || {
+                    let mut conn: Option<TcpStream> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = match &mut conn {
+                            Some(s) => s,
+                            None => match TcpStream::connect(&addr) {
+                                Ok(s) => {
+                                    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                                    conn.insert(s)
+                                }
+                                Err(_) => {
+                                    thread::sleep(Duration::from_millis(20));
+                                    continue;
+                                }
+                            },
+                        };
+                        if s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+                            // Nothing reached the server for this request
+                            // only if the write itself failed at once.
+                            conn = None;
+                            continue;
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        match read_response(s) {
+                            Ok(r) if r.status == 200 => {
+                                answered.fetch_add(1, Ordering::Relaxed);
+                                if r.header("connection") == Some("close") {
+                                    closes.fetch_add(1, Ordering::Relaxed);
+                                    conn = None;
+                                }
+                            }
+                            Ok(r) => {
+                                lost.lock().unwrap().push(format!("status {}", r.status));
+                                conn = None;
+                            }
+                            Err(e) => {
+                                lost.lock().unwrap().push(e);
+                                conn = None;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        KeepAliveLoad {
+            stop,
+            sent,
+            answered,
+            closes,
+            lost,
+            threads,
+        }
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients: (sent, answered, told to close, what was lost).
+    fn finish(self) -> (usize, usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let lost = self.lost.lock().unwrap().clone();
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.answered.load(Ordering::Relaxed),
+            self.closes.load(Ordering::Relaxed),
+            lost,
+        )
+    }
+}
+
+fn workers(server: &Server) -> Vec<u32> {
+    common::children(server.pid())
+}
+
+#[test]
+fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
+    let dir = app_dir("drain-keepalive");
+    let mut server = start(
+        &dir,
+        &[
+            "--processes",
+            "2",
+            "--threads",
+            "2",
+            "--max-requests",
+            "400",
+            "--disable-logging",
+        ],
+    );
+    assert!(wait_until(10, || workers(&server).len() == 2));
+    let load = KeepAliveLoad::start(&server.http, 4);
+    assert!(wait_until(10, || load.answered() > 50), "no load");
+    for round in 1..=5 {
+        let before = workers(&server);
+        common::signal(server.pid(), libc_sig::SIGHUP);
+        assert!(
+            wait_until(30, || {
+                let now = workers(&server);
+                now.len() == 2 && now.iter().all(|p| !before.contains(p))
+            }),
+            "workers not replaced in round {round}:\n{}",
+            server.log()
+        );
+    }
+    // --max-requests recycles workers while the load goes on.
+    assert!(
+        wait_until(60, || server.log().matches("is recycling").count() >= 3),
+        "fewer than 3 recycles:\n{}",
+        server.log()
+    );
+    let answered = load.answered();
+    assert!(wait_until(10, || load.answered() > answered + 50));
+    common::signal(server.pid(), libc_sig::SIGTERM);
+    assert!(
+        wait_until(30, || !server.alive()),
+        "the server did not stop"
+    );
+    let (sent, answered, closes, lost) = load.finish();
+    assert!(
+        lost.is_empty(),
+        "{} of {sent} requests lost: {:?}\n{}",
+        lost.len(),
+        &lost[..lost.len().min(10)],
+        server.log()
+    );
+    assert_eq!(sent, answered);
+    assert!(
+        closes >= 8,
+        "draining workers answered only {closes} requests with Connection: close"
+    );
+}
+
+/// A client whose body is refused (413) while it is still sending it can
+/// finish sending and then read the whole 413: the server shuts its side
+/// down and reads on (nginx's lingering close). Closed with unread bytes,
+/// the connection is reset, and a client still writing its body (as
+/// HTTP client libraries do before they read) fails on the write and never
+/// sees the response.
+#[test]
+fn an_error_response_reaches_a_client_that_keeps_sending() {
+    let dir = app_dir("drain-linger");
+    let server = start(&dir, &["--limit-post", "1000"]);
+    let body_len = 16 << 20;
+    for framing in ["length", "chunked"] {
+        let mut s = TcpStream::connect(&server.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = match framing {
+            "length" => format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {body_len}\r\n\r\n"),
+            _ => "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_string(),
+        };
+        s.write_all(head.as_bytes()).unwrap();
+        let piece = vec![b'a'; 64 * 1024];
+        let chunk = [format!("{:x}\r\n", piece.len()).as_bytes(), &piece, b"\r\n"].concat();
+        let mut written = 0;
+        while written < body_len {
+            let data = if framing == "length" { &piece } else { &chunk };
+            if let Err(e) = s.write_all(data) {
+                panic!("{framing}: the body's write failed after {written} bytes: {e}");
+            }
+            written += piece.len();
+        }
+        let mut reply = Vec::new();
+        let ended = s.read_to_end(&mut reply);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 413"), "{framing}: {text:?}");
+        assert!(text.contains("limit-post"), "{text}");
+        assert!(ended.is_ok(), "{framing}: not a clean close: {ended:?}");
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
