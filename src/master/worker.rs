@@ -212,7 +212,7 @@ async fn serve(
     };
     let mut grace = Duration::from_secs(cli.shutdown_timeout);
     tokio::pin!(lifetime);
-    let rss = rss_watch(cli.reload_on_rss, &watch);
+    let rss = rss_watch(&watch);
     tokio::pin!(rss);
     loop {
         tokio::select! {
@@ -258,26 +258,40 @@ async fn serve(
     }
 }
 
-/// Resolves when the worker's resident memory passes `limit_mb` (0: never).
-async fn rss_watch(limit_mb: u64, watch: &WorkerWatch) {
-    if limit_mb == 0 {
+/// Resolves when the worker's resident memory passes `--reload-on-rss`
+/// (never when unset). Requests check it as they end; this catches memory
+/// that grows while none ends (a long request, a thread of the app's).
+async fn rss_watch(watch: &WorkerWatch) {
+    if watch.rss_limit == 0 {
         return std::future::pending().await;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if let Some(rss) = resident_bytes() {
-            if rss > limit_mb * 1024 * 1024 {
-                tracing::info!(
-                    worker = watch.id,
-                    "resident memory {} MiB > reload-on-rss {limit_mb}",
-                    rss >> 20
-                );
-                watch.recycle(Recycle::Rss);
-                return;
-            }
+        if watch.recycle_if_over_rss() {
+            return;
         }
     }
+}
+
+/// Whether this process's resident memory is over `limit` bytes, asked at
+/// the end of each request so a fast leak is caught within one request.
+/// The kernel's high-water mark of the process's resident set (one
+/// `getrusage`, no file to read) rules out nearly every request; only
+/// when the peak is over the limit is the current size read.
+fn resident_over(limit: u64) -> Option<u64> {
+    // SAFETY: getrusage fills the struct it is given.
+    let peak_kib = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+            return None;
+        }
+        usage.ru_maxrss as u64
+    };
+    if peak_kib * 1024 <= limit {
+        return None;
+    }
+    resident_bytes().filter(|&rss| rss > limit)
 }
 
 /// This process's resident set size, from /proc/self/statm.
@@ -298,6 +312,8 @@ struct WorkerWatch {
     slot: usize,
     /// Requests after which to recycle (0: never), jitter included.
     max_requests: u64,
+    /// `--reload-on-rss` in bytes (0: never).
+    rss_limit: u64,
     /// Set once a recycle was asked for.
     recycling: AtomicBool,
     /// Wakes the serve loop when recycling is asked for.
@@ -318,6 +334,7 @@ impl WorkerWatch {
             } else {
                 cli.max_requests + jitter
             },
+            rss_limit: cli.reload_on_rss * 1024 * 1024,
             recycling: AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -337,6 +354,21 @@ impl WorkerWatch {
             self.slot().recycle.store(reason as u32, Ordering::Release);
             self.wake.notify_one();
         }
+    }
+
+    /// Asks to be replaced when resident memory is over `--reload-on-rss`.
+    fn recycle_if_over_rss(&self) -> bool {
+        let Some(rss) = resident_over(self.rss_limit) else {
+            return false;
+        };
+        tracing::info!(
+            worker = self.id,
+            "resident memory {} MiB > reload-on-rss {} MiB",
+            rss >> 20,
+            self.rss_limit >> 20
+        );
+        self.recycle(Recycle::Rss);
+        true
     }
 
     async fn recycle_requested(&self) {
@@ -362,6 +394,9 @@ impl Observer for WorkerWatch {
         let served = slot.requests.load(Ordering::Relaxed);
         if self.max_requests != 0 && served >= self.max_requests {
             self.recycle(Recycle::MaxRequests);
+        }
+        if self.rss_limit != 0 && !self.recycling.load(Ordering::Relaxed) {
+            self.recycle_if_over_rss();
         }
     }
 
