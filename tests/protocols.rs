@@ -557,3 +557,41 @@ fn responses_a_full_socket_did_not_take_arrive_whole_and_in_order() {
     sender.join().unwrap();
     drop(server);
 }
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0
+/// needs none).
+#[test]
+fn an_http11_request_without_host_gets_400() {
+    let s = server();
+    common::assert_rejected(
+        &s,
+        b"GET /environ HTTP/1.1\r\nUser-Agent: t\r\n\r\n",
+        400,
+        "Host field missing (required in HTTP/1.1) -> 400",
+    );
+    let reply = common::tcp_exchange(&s.http, b"GET /environ HTTP/1.0\r\n\r\n");
+    assert!(
+        reply.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
+/// Every door sets `SERVER_SOFTWARE` (apps such as httpbin gate features
+/// on it); one a proxy sends over uwsgi or SCGI is kept.
+#[test]
+fn server_software_names_rwsgi_unless_the_proxy_sent_one() {
+    let s = server();
+    let want = format!("rwsgi/{}", env!("CARGO_PKG_VERSION"));
+    for proto in [Proto::Http, Proto::Uwsgi, Proto::Scgi] {
+        let r = s.get(proto, "/environ");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["environ"]["SERVER_SOFTWARE"], want.as_str(), "{proto:?}");
+    }
+    let mut vars = common::cgi_vars("GET", "/environ", "");
+    vars.push(("SERVER_SOFTWARE", "nginx/1.22.1"));
+    let reply = common::unix_exchange(&s.uwsgi, &common::uwsgi_packet(&vars, b""));
+    let r = Response::from_raw(&reply);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["environ"]["SERVER_SOFTWARE"], "nginx/1.22.1");
+}

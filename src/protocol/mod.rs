@@ -93,9 +93,9 @@ pub enum BodyFraming {
 
 /// Room the HTTP codec leaves in [`Request::vars`] for the variables the
 /// server adds from the connection (`SERVER_NAME`, `SERVER_PORT`,
-/// `REMOTE_ADDR`, `REMOTE_PORT`, `SCRIPT_NAME`), so adding them never
+/// `REMOTE_ADDR`, `REMOTE_PORT`, `SCRIPT_NAME`, `SERVER_SOFTWARE`), so adding them never
 /// reallocates.
-pub const CONNECTION_VARS: usize = 5;
+pub const CONNECTION_VARS: usize = 6;
 
 /// One decoded request head, the same for every protocol.
 #[derive(Debug, Clone)]

@@ -312,7 +312,7 @@ pub struct ListenerContext {
 /// The variables [`ListenerContext::add_connection_vars`] fills in when
 /// the protocol did not carry them: the first four from the connection, the
 /// rest with these defaults.
-const DEFAULTED: [(&[u8], &[u8]); 9] = [
+const DEFAULTED: [(&[u8], &[u8]); 10] = [
     (b"SERVER_NAME", b""),
     (b"SERVER_PORT", b""),
     (b"REMOTE_ADDR", b""),
@@ -322,7 +322,12 @@ const DEFAULTED: [(&[u8], &[u8]); 9] = [
     (b"QUERY_STRING", b""),
     (b"SERVER_PROTOCOL", b"HTTP/1.1"),
     (b"REQUEST_METHOD", b"GET"),
+    (b"SERVER_SOFTWARE", SERVER_SOFTWARE),
 ];
+
+/// The CGI `SERVER_SOFTWARE` (some apps gate features on it), unless the
+/// proxy sent its own over uwsgi or SCGI.
+const SERVER_SOFTWARE: &[u8] = concat!("rwsgi/", env!("CARGO_PKG_VERSION")).as_bytes();
 
 /// Where `key` is in [`DEFAULTED`]. Literal patterns let the compiler
 /// compare a name by its length and a word or two, where a search through
@@ -338,6 +343,7 @@ fn defaulted_index(key: &[u8]) -> Option<usize> {
         b"QUERY_STRING" => 6,
         b"SERVER_PROTOCOL" => 7,
         b"REQUEST_METHOD" => 8,
+        b"SERVER_SOFTWARE" => 9,
         _ => return None,
     })
 }
@@ -418,12 +424,16 @@ impl ListenerContext {
             None => (self.server_name.clone(), self.server_port.clone()),
         };
         let vars = &mut request.vars;
-        vars.reserve(5);
+        vars.reserve(6);
         vars.push((Bytes::from_static(b"SERVER_NAME"), name));
         vars.push((Bytes::from_static(b"SERVER_PORT"), port));
         vars.push((Bytes::from_static(b"REMOTE_ADDR"), peer.addr.clone()));
         vars.push((Bytes::from_static(b"REMOTE_PORT"), peer.port.clone()));
         vars.push((Bytes::from_static(b"SCRIPT_NAME"), Bytes::new()));
+        vars.push((
+            Bytes::from_static(b"SERVER_SOFTWARE"),
+            Bytes::from_static(SERVER_SOFTWARE),
+        ));
     }
 }
 

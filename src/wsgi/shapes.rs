@@ -288,7 +288,9 @@ mod tests {
         Python::attach(|py| {
             let template = template(py);
             for header in ["A", "B", "C", "D"] {
-                let req = request(&format!("GET / HTTP/1.1\r\nX-{header}: 1\r\n\r\n"));
+                let req = request(&format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nX-{header}: 1\r\n\r\n"
+                ));
                 let environ = environ(py, &req, FACTS, &template).unwrap().unwrap();
                 assert_eq!(get(&environ, &format!("HTTP_X_{header}")), "1");
             }
@@ -304,7 +306,7 @@ mod tests {
         Python::initialize();
         Python::attach(|py| {
             let fields: String = (0..MAX_VARS).map(|i| format!("X-{i}: 1\r\n")).collect();
-            let req = request(&format!("GET / HTTP/1.1\r\n{fields}\r\n"));
+            let req = request(&format!("GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n"));
             assert!(environ(py, &req, FACTS, &template(py)).is_none());
         });
     }

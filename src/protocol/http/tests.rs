@@ -49,7 +49,8 @@ fn simple_get_gives_cgi_variables() {
 
 #[test]
 fn head_bytes_are_removed_and_body_stays() {
-    let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET"[..]);
+    let mut buf =
+        BytesMut::from(&b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET"[..]);
     let req = HttpCodec::new(Limits::default())
         .decode(&mut buf)
         .unwrap()
@@ -72,7 +73,9 @@ fn incomplete_head_needs_more_bytes() {
 #[test]
 fn pipelined_heads_decode_one_at_a_time() {
     let mut codec = HttpCodec::new(Limits::default());
-    let mut buf = BytesMut::from(&b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"[..]);
+    let mut buf = BytesMut::from(
+        &b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+    );
     let first = codec.decode(&mut buf).unwrap().unwrap();
     let second = codec.decode(&mut buf).unwrap().unwrap();
     assert_eq!(var(&first, "PATH_INFO"), b"/1");
@@ -82,7 +85,7 @@ fn pipelined_heads_decode_one_at_a_time() {
 
 #[test]
 fn leading_empty_line_is_skipped() {
-    let req = request(b"\r\nGET / HTTP/1.1\r\n\r\n");
+    let req = request(b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "REQUEST_METHOD"), b"GET");
 }
 
@@ -100,7 +103,8 @@ fn two_different_content_lengths_are_rejected() {
 
 #[test]
 fn repeated_identical_content_length_is_one_value() {
-    let req = request(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
+    let req =
+        request(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
     assert_eq!(req.body, BodyFraming::Length(3));
     assert_eq!(var(&req, "CONTENT_LENGTH"), b"3");
 }
@@ -139,7 +143,8 @@ fn content_length_over_body_limit_is_413() {
 
 #[test]
 fn content_type_and_length_are_not_http_vars() {
-    let req = request(b"POST / HTTP/1.1\r\nContent-Type: a/b\r\nContent-Length: 1\r\n\r\n");
+    let req =
+        request(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Length: 1\r\n\r\n");
     assert_eq!(var(&req, "CONTENT_TYPE"), b"a/b");
     assert_eq!(var(&req, "CONTENT_LENGTH"), b"1");
     assert!(req.var(b"HTTP_CONTENT_TYPE").is_none());
@@ -148,7 +153,8 @@ fn content_type_and_length_are_not_http_vars() {
 
 #[test]
 fn chunked_transfer_encoding_frames_the_body() {
-    let req = request(b"POST / HTTP/1.1\r\nTransfer-Encoding: identity, Chunked\r\n\r\n");
+    let req =
+        request(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity, Chunked\r\n\r\n");
     assert_eq!(req.body, BodyFraming::Chunked);
 }
 
@@ -198,7 +204,7 @@ fn request_line_at_limit_is_accepted() {
         request_line: line.len(),
         ..Limits::default()
     };
-    let input = [&line[..], b"\r\n\r\n"].concat();
+    let input = [&line[..], b"\r\nHost: h\r\n\r\n"].concat();
     assert!(decode_with(limits, &input).unwrap().is_some());
 }
 
@@ -304,20 +310,20 @@ fn ctl_in_field_value_is_rejected() {
 
 #[test]
 fn obs_text_in_field_value_is_kept() {
-    let req = request(b"GET / HTTP/1.1\r\nA: caf\xc3\xa9\r\n\r\n");
+    let req = request(b"GET / HTTP/1.1\r\nHost: h\r\nA: caf\xc3\xa9\r\n\r\n");
     assert_eq!(var(&req, "HTTP_A"), b"caf\xc3\xa9");
 }
 
 #[test]
 fn field_value_whitespace_is_trimmed() {
-    let req = request(b"GET / HTTP/1.1\r\nA: \t x y \t \r\nB:\r\n\r\n");
+    let req = request(b"GET / HTTP/1.1\r\nHost: h\r\nA: \t x y \t \r\nB:\r\n\r\n");
     assert_eq!(var(&req, "HTTP_A"), b"x y");
     assert_eq!(var(&req, "HTTP_B"), b"");
 }
 
 #[test]
 fn repeated_headers_are_comma_joined() {
-    let req = request(b"GET / HTTP/1.1\r\nAccept: a\r\nX: 1\r\naccept: b\r\n\r\n");
+    let req = request(b"GET / HTTP/1.0\r\nAccept: a\r\nX: 1\r\naccept: b\r\n\r\n");
     assert_eq!(var(&req, "HTTP_ACCEPT"), b"a, b");
     let names: Vec<&[u8]> = req.vars.iter().map(|(k, _)| k.as_ref()).collect();
     assert_eq!(
@@ -329,7 +335,7 @@ fn repeated_headers_are_comma_joined() {
 
 #[test]
 fn cookies_are_semicolon_joined() {
-    let req = request(b"GET / HTTP/1.1\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n");
+    let req = request(b"GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n");
     assert_eq!(var(&req, "HTTP_COOKIE"), b"a=1; b=2");
 }
 
@@ -358,13 +364,13 @@ fn underscore_header_is_dropped() {
 
 #[test]
 fn other_header_names_are_uppercased_with_underscores() {
-    let req = request(b"GET / HTTP/1.1\r\nx-my.custom|Name: v\r\n\r\n");
+    let req = request(b"GET / HTTP/1.1\r\nHost: h\r\nx-my.custom|Name: v\r\n\r\n");
     assert_eq!(var(&req, "HTTP_X_MY.CUSTOM|NAME"), b"v");
 }
 
 #[test]
 fn path_info_is_percent_decoded_bytes() {
-    let req = request(b"GET /a%20b/%C3%A9%2Fc%zz%4?q=%20 HTTP/1.1\r\n\r\n");
+    let req = request(b"GET /a%20b/%C3%A9%2Fc%zz%4?q=%20 HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"/a b/\xc3\xa9/c%zz%4");
     assert_eq!(var(&req, "QUERY_STRING"), b"q=%20");
     assert_eq!(var(&req, "REQUEST_URI"), b"/a%20b/%C3%A9%2Fc%zz%4?q=%20");
@@ -372,20 +378,20 @@ fn path_info_is_percent_decoded_bytes() {
 
 #[test]
 fn fragment_is_dropped_from_path_and_query() {
-    let req = request(b"GET /p?q=1#frag HTTP/1.1\r\n\r\n");
+    let req = request(b"GET /p?q=1#frag HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"/p");
     assert_eq!(var(&req, "QUERY_STRING"), b"q=1");
-    let req = request(b"GET /p#f?x HTTP/1.1\r\n\r\n");
+    let req = request(b"GET /p#f?x HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"/p");
     assert_eq!(var(&req, "QUERY_STRING"), b"");
 }
 
 #[test]
 fn absolute_form_path_is_the_uri_path() {
-    let req = request(b"GET http://host:8080/p%41?q HTTP/1.1\r\n\r\n");
+    let req = request(b"GET http://host:8080/p%41?q HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"/pA");
     assert_eq!(var(&req, "QUERY_STRING"), b"q");
-    let req = request(b"GET HTTPS://host?q HTTP/1.1\r\n\r\n");
+    let req = request(b"GET HTTPS://host?q HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"/");
 }
 
@@ -403,21 +409,24 @@ fn absolute_form_needs_http_scheme_and_host() {
 
 #[test]
 fn asterisk_form_only_with_options() {
-    let req = request(b"OPTIONS * HTTP/1.1\r\n\r\n");
+    let req = request(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"*");
-    assert_eq!(rejected(b"GET * HTTP/1.1\r\n\r\n"), ErrorKind::BadRequest);
+    assert_eq!(
+        rejected(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ErrorKind::BadRequest
+    );
 }
 
 #[test]
 fn authority_form_only_with_connect() {
-    let req = request(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n");
+    let req = request(b"CONNECT [::1]:443 HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "PATH_INFO"), b"[::1]:443");
     assert_eq!(
-        rejected(b"GET example.com:443 HTTP/1.1\r\n\r\n"),
+        rejected(b"GET example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n"),
         ErrorKind::BadRequest
     );
     assert_eq!(
-        rejected(b"CONNECT /x HTTP/1.1\r\n\r\n"),
+        rejected(b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n"),
         ErrorKind::BadRequest
     );
 }
@@ -446,7 +455,7 @@ fn non_token_method_is_rejected() {
 
 #[test]
 fn unconventional_uppercase_method_is_accepted() {
-    let req = request(b"-BLARGH /foo HTTP/1.1\r\n\r\n");
+    let req = request(b"-BLARGH /foo HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&req, "REQUEST_METHOD"), b"-BLARGH");
 }
 
@@ -475,8 +484,10 @@ fn other_version_is_505() {
 
 #[test]
 fn http11_keeps_alive_unless_close() {
-    assert!(request(b"GET / HTTP/1.1\r\n\r\n").keep_alive);
-    assert!(!request(b"GET / HTTP/1.1\r\nConnection: Upgrade, CLOSE\r\n\r\n").keep_alive);
+    assert!(request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").keep_alive);
+    assert!(
+        !request(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, CLOSE\r\n\r\n").keep_alive
+    );
 }
 
 #[test]
@@ -489,24 +500,25 @@ fn http10_keep_alive() {
 
 #[test]
 fn expect_100_continue() {
-    let req = request(b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n");
+    let req =
+        request(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n");
     assert!(req.expect_continue);
     assert!(!request(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expect_continue);
-    assert!(!request(b"POST / HTTP/1.1\r\n\r\n").expect_continue);
+    assert!(!request(b"POST / HTTP/1.1\r\nHost: h\r\n\r\n").expect_continue);
 }
 
 #[test]
 fn head_method_is_flagged() {
-    assert!(request(b"HEAD / HTTP/1.1\r\n\r\n").head);
+    assert!(request(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").head);
 }
 
 /// Requests covering each branch of the head decoder, for the split test.
 const VALID: &[&[u8]] = &[
     b"GET /a%20b?x=1#f HTTP/1.1\r\nHost: h\r\nAccept: a\r\nAccept: b\r\n\r\n",
     b"\r\nPOST /u HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi",
-    b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nCookie: a\r\nCookie: b\r\n\r\n1\r\nx\r\n",
-    b"OPTIONS * HTTP/1.1\r\nX_Y: drop\r\nV: \t caf\xc3\xa9 \r\n\r\n",
-    b"CONNECT h:1 HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+    b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nCookie: a\r\nCookie: b\r\n\r\n1\r\nx\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: h\r\nX_Y: drop\r\nV: \t caf\xc3\xa9 \r\n\r\n",
+    b"CONNECT h:1 HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
 ];
 
 fn decode_pieces(input: &[u8], cuts: &[usize]) -> (String, Vec<u8>) {
@@ -591,10 +603,10 @@ fn limit_verdicts_do_not_depend_on_the_split() {
 #[test]
 fn the_request_line_variables_are_always_made_and_the_connections_never() {
     for head in [
-        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"[..],
         b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET http://h/p HTTP/1.0\r\n\r\n",
-        b"POST /x?q HTTP/1.1\r\nServer-Name: s\r\nRemote-Addr: r\r\nScript-Name: n\r\nContent-Length: 0\r\n\r\n",
+        b"POST /x?q HTTP/1.1\r\nHost: h\r\nServer-Name: s\r\nRemote-Addr: r\r\nScript-Name: n\r\nContent-Length: 0\r\n\r\n",
     ] {
         let req = request(head);
         for name in ["REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL"] {
@@ -605,4 +617,13 @@ fn the_request_line_variables_are_always_made_and_the_connections_never() {
             assert!(req.var(name.as_bytes()).is_none(), "{name}");
         }
     }
+}
+
+#[test]
+fn http11_without_host_is_rejected_and_http10_needs_none() {
+    assert_eq!(
+        rejected(b"GET / HTTP/1.1\r\nAccept: a\r\n\r\n"),
+        ErrorKind::BadRequest
+    );
+    assert!(!request(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
 }

@@ -108,6 +108,11 @@ pub(super) fn build(
     vars.push((var(b"SERVER_PROTOCOL"), var(protocol)));
     let facts = add_fields(head, fields, &mut vars)?;
     let body = facts.framing(http10, limits)?;
+    if !http10 && !facts.host {
+        // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
+        // without a Host field.
+        return Err(ProtocolError::bad("Host field missing (required in HTTP/1.1)"));
+    }
     Ok(Request {
         vars,
         body,
