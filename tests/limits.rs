@@ -1,5 +1,5 @@
-//! Memory limits through the real binary: `--reload-on-rss` within one
-//! request of the limit.
+//! Memory and size limits through the real binary: `--reload-on-rss`
+//! within one request of the limit, and the cap on an app's response head.
 
 mod common;
 
@@ -82,4 +82,47 @@ fn reload_on_rss_recycles_a_leaking_worker_within_one_request() {
         distinct.len()
     );
     assert!(server.wait_log("reload-on-rss", 5), "{}", server.log());
+}
+
+/// An app whose headers run away (one huge value, or a header per item)
+/// gets a 500 and a log line that says why; the server goes on serving.
+#[test]
+fn an_app_response_head_over_64_kib_is_a_500_naming_the_app() {
+    let dir = common::temp_dir("limits-head");
+    let app = dir.join("heads.py");
+    std::fs::write(
+        &app,
+        r#"
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/huge":
+        headers = [("X-Huge", "a" * (16 << 20))]
+    elif path == "/many":
+        headers = [("X-N%d" % i, "1") for i in range(100000)]
+    else:
+        headers = [("X-Fine", "b" * 60000)]
+    start_response("200 OK", headers + [("Content-Length", "2")])
+    return [b"ok"]
+"#,
+    )
+    .unwrap();
+    let server = Server::start(&["--wsgi-file", app.to_str().unwrap()]);
+    for proto in [Proto::Http, Proto::Uwsgi, Proto::Scgi] {
+        for path in ["/huge", "/many"] {
+            let r = server.get(proto, path);
+            assert_eq!(r.status, 500, "{proto:?} {path}");
+            assert!(
+                r.body.len() < 1024,
+                "{proto:?} {path}: the headers went out"
+            );
+        }
+        let fine = server.get(proto, "/fine");
+        assert_eq!(fine.status, 200, "{proto:?}: a 60 KB header is allowed");
+        assert_eq!(fine.header("x-fine").map(str::len), Some(60000));
+    }
+    assert!(
+        server.wait_log("response headers larger than 65536 bytes", 5),
+        "{}",
+        server.log()
+    );
 }

@@ -21,6 +21,13 @@ pub enum Framing {
     Empty,
 }
 
+/// The largest response head an app may send, status line and headers
+/// together. Past it the app's `start_response` raises (a 500): a head
+/// this large is an app bug (a runaway cookie, a header per item), and
+/// nginx refuses upstream heads over its proxy buffer (4 or 8 KiB by
+/// default) anyway.
+pub const MAX_APP_HEAD: usize = 64 * 1024;
+
 /// A response's status and headers as they go on the wire: the status
 /// line's value, then one `Name: value\r\n` line per header, in one
 /// buffer, with what the head encoder acts on noted as each header is
@@ -130,7 +137,17 @@ impl Head {
         Ok(())
     }
 
-    /// The status line's value, e.g. `200 OK`.
+    /// Bytes in the status and header lines so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the head holds nothing, not even a status.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The status line's value (`200 OK`).
     pub fn status(&self) -> &[u8] {
         &self.buf[..self.status_end]
     }

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::exchange::{Event, EventSink};
 use crate::protocol::http::syntax::is_tchar;
-use crate::protocol::response::Head;
+use crate::protocol::response::{Head, MAX_APP_HEAD};
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -283,7 +283,7 @@ fn validate_headers(headers: &Bound<'_, PyAny>, head: &mut Head) -> PyResult<()>
             type_name(headers)
         ))
     })?;
-    for item in list.iter() {
+    for (i, item) in list.iter().enumerate() {
         let pair = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "each header must be a tuple, not {}",
@@ -325,6 +325,13 @@ fn validate_headers(headers: &Bound<'_, PyAny>, head: &mut Head) -> PyResult<()>
                 Ok(())
             },
         )?;
+        if head.len() > MAX_APP_HEAD {
+            return Err(PyValueError::new_err(format!(
+                "response headers larger than {MAX_APP_HEAD} bytes (at header {} of {})",
+                i + 1,
+                list.len()
+            )));
+        }
     }
     Ok(())
 }
