@@ -209,7 +209,8 @@ fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
     }
     // --max-requests recycles workers while the load goes on.
     assert!(
-        wait_until(60, || server.log().matches("is recycling").count() >= 3),
+        wait_until(60, || server.log().matches("max-requests reached").count()
+            >= 3),
         "fewer than 3 recycles:\n{}",
         server.log()
     );
@@ -221,6 +222,7 @@ fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
         "the server did not stop"
     );
     let (sent, answered, closes, lost) = load.finish();
+    println!("{sent} sent, {answered} answered, {closes} with Connection: close");
     assert!(
         lost.is_empty(),
         "{} of {sent} requests lost: {:?}\n{}",

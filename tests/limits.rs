@@ -1,12 +1,20 @@
 //! Memory and size limits through the real binary: `--reload-on-rss`
-//! within one request of the limit, and the cap on an app's response head.
+//! within one request of the limit, the cap on an app's response head,
+//! large bodies spooled so a slow upload holds no Python thread, and the
+//! per-worker budget for bodies held in memory.
 
 mod common;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use common::{Proto, Server};
+use common::{Proto, Response, Server};
 
 /// An app that keeps `?MB` more of memory per request, and says which
 /// process it runs in and its resident size after the allocation.
@@ -125,4 +133,113 @@ def application(environ, start_response):
         "{}",
         server.log()
     );
+}
+
+fn pep3333(extra: &[&str]) -> Server {
+    let app = common::apps().join("pep3333.py");
+    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Two uploads larger than `--post-buffering` trickle in while both of the
+/// worker's Python threads would be waiting on them if the bodies went to
+/// the app as they arrived: other requests are answered meanwhile, and the
+/// uploads arrive whole once sent.
+#[test]
+fn a_trickled_large_body_holds_no_python_thread() {
+    let server = pep3333(&["--threads", "2", "--post-buffering", "65536"]);
+    let size = 256 * 1024;
+    let stop = Arc::new(AtomicBool::new(false));
+    let uploads: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = server.http.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                write!(
+                    s,
+                    "POST /digest HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+                )
+                .unwrap();
+                // 1 KiB each 100 ms until told to send the rest.
+                let mut sent = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    s.write_all(&[b'a'; 1024]).unwrap();
+                    sent += 1024;
+                    thread::sleep(Duration::from_millis(100));
+                }
+                s.write_all(&vec![b'a'; size - sent]).unwrap();
+                let mut reply = Vec::new();
+                s.read_to_end(&mut reply).unwrap();
+                Response::from_raw(&reply)
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let r = server.get(Proto::Http, "/environ");
+        assert_eq!(r.status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "a request waited {:?} behind two slow uploads",
+            asked.elapsed()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for upload in uploads {
+        let r = upload.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().contains(&format!("\"size\": {size}")),
+            "{}",
+            r.text()
+        );
+    }
+}
+
+/// 1,000 connections each declaring a 1 MiB body (within
+/// `--post-buffering`) and sending a quarter of it: the worker holds at
+/// most `--body-memory` of them in memory; the rest wait in spool files.
+#[test]
+fn bodies_held_in_memory_stay_within_the_workers_budget() {
+    let server = pep3333(&[
+        "--post-buffering",
+        "1048576",
+        "--body-memory",
+        "16777216",
+        "--max-connections",
+        "2000",
+    ]);
+    // A request first, so the worker is up and has warmed up.
+    assert_eq!(server.get(Proto::Http, "/environ").status, 200);
+    let worker = common::children(server.pid())[0];
+    let before = common::status_kib(worker, "VmRSS").unwrap();
+    let quarter = vec![b'a'; 256 * 1024];
+    let mut conns = Vec::new();
+    for _ in 0..1000 {
+        let mut s = TcpStream::connect(&server.http).unwrap();
+        s.write_all(b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+            .unwrap();
+        s.write_all(&quarter).unwrap();
+        conns.push(s);
+    }
+    // Let the worker read what was sent.
+    thread::sleep(Duration::from_secs(2));
+    let peak = common::status_kib(worker, "VmHWM").unwrap();
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 16 + 48,
+        "the worker grew by {grown_mib} MiB holding 1,000 quarter-sent bodies (budget 16 MiB)"
+    );
+    // Every body still arrives whole once sent.
+    for s in conns.iter_mut().take(20) {
+        s.write_all(&vec![b'a'; 768 * 1024]).unwrap();
+        let r = common::read_one(s);
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("\"size\": 1048576"), "{}", r.text());
+    }
 }

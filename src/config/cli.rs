@@ -142,10 +142,18 @@ pub struct Cli {
     #[arg(long = "limit-post", default_value_t = 0, value_name = "BYTES")]
     pub limit_post: u64,
 
-    /// Bodies up to this size are read whole before the app runs; larger
-    /// ones stream into wsgi.input.
+    /// Bodies up to this size are read into memory before the app runs;
+    /// larger ones are written to a temporary file (in $TMPDIR) before the
+    /// app runs, so a slow upload never holds a Python thread. 0: bodies
+    /// stream into wsgi.input as they arrive (uWSGI without post-buffering).
     #[arg(long = "post-buffering", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub post_buffering: usize,
+
+    /// Most bytes of request bodies one worker holds in memory at once,
+    /// over all its connections; a body that would go past it is written
+    /// to a temporary file instead.
+    #[arg(long = "body-memory", default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub body_memory: usize,
 
     /// Seconds a client has to send a whole request head (slow clients and
     /// slowloris get a 408 and a closed connection).

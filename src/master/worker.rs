@@ -127,6 +127,7 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
     let shared = Arc::new(Shared {
         limits: cli.limits(),
         post_buffering: cli.post_buffering,
+        body_budget: crate::server::spool::BodyBudget::new(cli.body_memory),
         dispatcher: Arc::new(pool),
         access_log: AccessLog {
             all: !cli.disable_logging,

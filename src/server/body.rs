@@ -1,12 +1,15 @@
 //! Request bodies on the I/O side: framing (Content-Length or chunked),
-//! reading small bodies whole before dispatch, and feeding large ones to the
-//! app's `wsgi.input` through a bounded channel as the socket delivers them.
+//! reading bodies whole before dispatch (in memory, or spooled to a file
+//! when large), and feeding large ones to the app's `wsgi.input` through a
+//! bounded channel, from their spool file or (without post-buffering) as
+//! the socket delivers them.
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use std::time::Duration;
 
+use super::spool::{BodyBudget, Charge, Spool};
 use super::stream::{read_within, Stream};
 use crate::exchange::BodyMsg;
 use crate::protocol::chunked::{Chunk, ChunkedDecoder};
@@ -42,6 +45,28 @@ pub enum BodyError {
     Protocol(ProtocolError),
     /// The connection closed or failed before the body ended.
     Io(String),
+    /// The body could not be spooled (the server's side: a full disk, a
+    /// temporary directory it cannot write).
+    Spool(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Protocol(p) => p.fmt(f),
+            BodyError::Io(s) | BodyError::Spool(s) => f.write_str(s),
+        }
+    }
+}
+
+impl BodyError {
+    /// What went wrong, for logs and for the app's `wsgi.input`.
+    pub fn detail(&self) -> String {
+        match self {
+            BodyError::Protocol(p) => p.detail().to_string(),
+            BodyError::Io(s) | BodyError::Spool(s) => s.clone(),
+        }
+    }
 }
 
 impl BodyDecoder {
@@ -114,67 +139,108 @@ impl BodyDecoder {
 
 /// What pre-buffering a body produced.
 #[derive(Debug)]
-pub enum Prebuffered {
-    /// The whole body.
-    Complete(Bytes),
-    /// The first part of a body larger than the pre-buffer limit; the rest
-    /// is streamed.
+pub enum Prebuffered<'a> {
+    /// The whole body, and its charge to the worker's body budget.
+    Complete(Bytes, Option<Charge<'a>>),
+    /// The first part of a body larger than the pre-buffer limit, or than
+    /// the budget had room for; the rest is still on the wire.
     Partial(Bytes),
 }
 
 /// Reads up to `limit` bytes of the body before the app is called, so small
-/// bodies cost a slow client memory rather than a Python thread. `max_body`
+/// bodies cost a slow client memory rather than a Python thread. The bytes
+/// are charged to `budget` (a known length up front, a chunked body as it
+/// arrives); what does not fit is left for [`spool_rest`]. `max_body`
 /// (0: none) caps the decoded size of chunked bodies.
-pub async fn prebuffer<S: Stream>(
+pub async fn prebuffer<'a, S: Stream>(
     decoder: &mut BodyDecoder,
     stream: &mut S,
     buf: &mut BytesMut,
     limit: usize,
     max_body: u64,
     stall: Duration,
-) -> Result<Prebuffered, BodyError> {
+    budget: &'a BodyBudget,
+) -> Result<Prebuffered<'a>, BodyError> {
     if let BodyDecoder::Length(n) = *decoder {
-        if n <= limit as u64 {
-            let n = n as usize;
-            while buf.len() < n {
-                buf.reserve(n - buf.len());
-                match read_within(stream, buf, stall).await {
-                    Ok(0) => {
-                        return Err(BodyError::Io(
-                            "client closed the connection mid-body".into(),
-                        ))
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(BodyError::Io(format!("read error mid-body: {e}"))),
+        let charge = (n <= limit as u64)
+            .then(|| budget.charge(n as usize))
+            .flatten();
+        let Some(charge) = charge else {
+            // Too large for memory: read from its first byte by the spool
+            // (or the app, without post-buffering).
+            return Ok(Prebuffered::Partial(Bytes::new()));
+        };
+        let n = n as usize;
+        while buf.len() < n {
+            // Grown as bytes arrive: a client that declares a large body
+            // and sends nothing makes the worker allocate nothing.
+            buf.reserve((n - buf.len()).min(MAX_PIECE));
+            match read_within(stream, buf, stall).await {
+                Ok(0) => {
+                    return Err(BodyError::Io(
+                        "client closed the connection mid-body".into(),
+                    ))
                 }
+                Ok(_) => {}
+                Err(e) => return Err(BodyError::Io(format!("read error mid-body: {e}"))),
             }
-            *decoder = BodyDecoder::Done;
-            if n == 0 {
-                // Not an empty slice of `buf`: that would share, and so
-                // pin, the read buffer for as long as the body lives.
-                return Ok(Prebuffered::Complete(Bytes::new()));
-            }
-            return Ok(Prebuffered::Complete(buf.split_to(n).freeze()));
         }
-        // A large body of known length is streamed from its first byte.
-        return Ok(Prebuffered::Partial(Bytes::new()));
+        *decoder = BodyDecoder::Done;
+        if n == 0 {
+            // Not an empty slice of `buf`: that would share, and so
+            // pin, the read buffer for as long as the body lives.
+            return Ok(Prebuffered::Complete(Bytes::new(), None));
+        }
+        return Ok(Prebuffered::Complete(
+            buf.split_to(n).freeze(),
+            Some(charge),
+        ));
     }
     let mut collected = BytesMut::new();
+    let mut charge = budget.nothing();
     loop {
         if decoder.is_done() {
-            return Ok(Prebuffered::Complete(collected.freeze()));
+            return Ok(Prebuffered::Complete(collected.freeze(), Some(charge)));
         }
         if collected.len() >= limit {
             return Ok(Prebuffered::Partial(collected.freeze()));
         }
         match decoder.read(stream, buf, stall).await? {
             Piece::Data(data) => {
+                check_total((collected.len() + data.len()) as u64, max_body)?;
+                if !charge.grow(data.len()) {
+                    collected.extend_from_slice(&data);
+                    return Ok(Prebuffered::Partial(collected.freeze()));
+                }
                 collected.extend_from_slice(&data);
-                check_total(collected.len() as u64, max_body)?;
             }
-            Piece::End => return Ok(Prebuffered::Complete(collected.freeze())),
+            Piece::End => return Ok(Prebuffered::Complete(collected.freeze(), Some(charge))),
         }
     }
+}
+
+/// Reads the rest of a body that [`prebuffer`] left on the wire into a
+/// spool file in `dir`, after `first`, its part already read: the app is
+/// called once the whole body is here. Each read may stall for `stall` at
+/// most.
+pub async fn spool_rest<S: Stream>(
+    decoder: &mut BodyDecoder,
+    stream: &mut S,
+    buf: &mut BytesMut,
+    first: Bytes,
+    dir: Option<&std::path::Path>,
+    max_body: u64,
+    stall: Duration,
+) -> Result<Spool, BodyError> {
+    let failed = |e: std::io::Error| BodyError::Spool(format!("cannot spool the body: {e}"));
+    let mut spool = Spool::create(dir).map_err(failed)?;
+    spool.write(&first).map_err(failed)?;
+    while let Piece::Data(data) = decoder.read(stream, buf, stall).await? {
+        check_total(spool.len() + data.len() as u64, max_body)?;
+        spool.write(&data).map_err(failed)?;
+    }
+    spool.rewind().map_err(failed)?;
+    Ok(spool)
 }
 
 fn check_total(total: u64, max_body: u64) -> Result<(), BodyError> {
@@ -202,9 +268,24 @@ pub struct BodyFeed {
     max_body: u64,
     /// Longest wait for one read of the body.
     stall: Duration,
+    /// Where the body is read from when it was spooled (the wire is then
+    /// done with).
+    spool: Option<Spool>,
 }
 
 impl BodyFeed {
+    /// A feed that sends a spooled body to `tx`.
+    pub fn spooled(spool: Spool, tx: mpsc::Sender<BodyMsg>) -> Self {
+        BodyFeed {
+            decoder: BodyDecoder::Done,
+            tx: Some(tx),
+            total: 0,
+            max_body: 0,
+            stall: Duration::ZERO,
+            spool: Some(spool),
+        }
+    }
+
     /// A feed that sends to `tx`, starting after `already` decoded bytes.
     pub fn new(
         decoder: BodyDecoder,
@@ -219,6 +300,7 @@ impl BodyFeed {
             total: already,
             max_body,
             stall,
+            spool: None,
         }
     }
 
@@ -242,7 +324,16 @@ impl BodyFeed {
             self.tx = None;
             return Ok(());
         };
-        let piece = self.decoder.read(stream, buf, self.stall).await;
+        let piece = match &mut self.spool {
+            Some(spool) => match spool.next_piece() {
+                Ok(Some(data)) => Ok(Piece::Data(data)),
+                Ok(None) => Ok(Piece::End),
+                Err(e) => Err(BodyError::Spool(format!(
+                    "cannot read the spooled body back: {e}"
+                ))),
+            },
+            None => self.decoder.read(stream, buf, self.stall).await,
+        };
         let piece = piece.and_then(|p| {
             if let Piece::Data(d) = &p {
                 self.total += d.len() as u64;
@@ -257,11 +348,7 @@ impl BodyFeed {
                 self.tx = None;
             }
             Err(e) => {
-                let why = match &e {
-                    BodyError::Protocol(p) => p.detail().to_string(),
-                    BodyError::Io(s) => s.clone(),
-                };
-                permit.send(BodyMsg::Failed(why));
+                permit.send(BodyMsg::Failed(e.detail()));
                 self.tx = None;
                 return Err(e);
             }

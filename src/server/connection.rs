@@ -12,11 +12,12 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::access_log::{Entry, RequestInfo};
-use super::body::{prebuffer, BodyDecoder, BodyError, BodyFeed, Prebuffered};
+use super::body::{prebuffer, spool_rest, BodyDecoder, BodyError, BodyFeed, Prebuffered};
 use super::handoff::{dispatch, harakiri, overloaded, run_inline, Pumped};
 use super::respond::ResponseWriter;
 use super::round::Seat;
 use super::spare::{self, Kind};
+use super::spool::Charge;
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer, Shared};
 use crate::exchange::{Body, BodyMsg, EventSink, Job, RequestLabel};
@@ -421,7 +422,7 @@ async fn serve_request<S: Stream>(
         keep_alive: request.keep_alive && !ctx.shared.lifecycle.is_draining(),
     };
     let shared = &ctx.shared;
-    let mut decoder = BodyDecoder::new(request.body);
+    let decoder = BodyDecoder::new(request.body);
     if request.expect_continue
         && !decoder.is_done()
         && write_within(
@@ -434,49 +435,9 @@ async fn serve_request<S: Stream>(
     {
         return After::Close;
     }
-    let chunked = request.body == BodyFraming::Chunked;
-    let prebuffered = prebuffer(
-        &mut decoder,
-        stream,
-        buf,
-        shared.post_buffering,
-        shared.limits.body,
-        shared.timeouts.body,
-    )
-    .await;
-    let (body, feed) = match prebuffered {
-        Ok(Prebuffered::Complete(bytes)) => {
-            if chunked {
-                // The whole de-chunked body is known: tell the app its
-                // length, as frameworks that ignore wsgi.input_terminated
-                // read only CONTENT_LENGTH bytes.
-                request.set_var(b"CONTENT_LENGTH", Bytes::from(bytes.len().to_string()));
-            }
-            (Body::Buffered(bytes), None)
-        }
-        Ok(Prebuffered::Partial(first)) => {
-            let (tx, rx) = mpsc::channel(BODY_QUEUE);
-            let already = first.len() as u64;
-            if !first.is_empty() {
-                let _ = tx.try_send(BodyMsg::Data(first));
-            }
-            let feed = BodyFeed::new(
-                decoder,
-                Some(tx),
-                already,
-                shared.limits.body,
-                shared.timeouts.body,
-            );
-            (Body::Stream(rx), Some(feed))
-        }
-        Err(BodyError::Protocol(e)) => {
-            reject(stream, ctx, peer, &e).await;
-            return After::Linger;
-        }
-        Err(BodyError::Io(why)) => {
-            tracing::info!(peer = %peer, request = %label, "client error: {why}");
-            return After::Close;
-        }
+    let (body, feed, _charge) = match read_body(stream, buf, &mut request, decoder, ctx).await {
+        Ok(read) => read,
+        Err(e) => return body_failed(stream, ctx, peer, &label, e).await,
     };
     let mut writer = ResponseWriter::new(shape, shared.timeouts.write);
     let job = Job {
@@ -564,6 +525,106 @@ async fn serve_request<S: Stream>(
         closing(wanted_keep_alive, buf)
     } else {
         After::Close
+    }
+}
+
+/// Reads the request's body before the app runs: whole in memory when it
+/// is small and the worker's body budget has room, else into a spool file
+/// (the app reads it from there), so a slow client never holds a Python
+/// thread. Without post-buffering (0), a body streams to the app as it
+/// arrives, as in uWSGI.
+async fn read_body<'a, S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    request: &mut Request,
+    mut decoder: BodyDecoder,
+    ctx: &'a ListenerContext,
+) -> Result<(Body, Option<BodyFeed>, Option<Charge<'a>>), BodyError> {
+    let shared = &ctx.shared;
+    let chunked = request.body == BodyFraming::Chunked;
+    let first = match prebuffer(
+        &mut decoder,
+        stream,
+        buf,
+        shared.post_buffering,
+        shared.limits.body,
+        shared.timeouts.body,
+        &shared.body_budget,
+    )
+    .await?
+    {
+        Prebuffered::Complete(bytes, charge) => {
+            if chunked {
+                // The whole de-chunked body is known: tell the app its
+                // length, as frameworks that ignore wsgi.input_terminated
+                // read only CONTENT_LENGTH bytes.
+                request.set_var(b"CONTENT_LENGTH", Bytes::from(bytes.len().to_string()));
+            }
+            return Ok((Body::Buffered(bytes), None, charge));
+        }
+        Prebuffered::Partial(first) => first,
+    };
+    let (tx, rx) = mpsc::channel(BODY_QUEUE);
+    if shared.post_buffering == 0 {
+        let already = first.len() as u64;
+        if !first.is_empty() {
+            let _ = tx.try_send(BodyMsg::Data(first));
+        }
+        let feed = BodyFeed::new(
+            decoder,
+            Some(tx),
+            already,
+            shared.limits.body,
+            shared.timeouts.body,
+        );
+        return Ok((Body::Stream(rx), Some(feed), None));
+    }
+    let spool = spool_rest(
+        &mut decoder,
+        stream,
+        buf,
+        first,
+        None,
+        shared.limits.body,
+        shared.timeouts.body,
+    )
+    .await?;
+    if chunked {
+        request.set_var(b"CONTENT_LENGTH", Bytes::from(spool.len().to_string()));
+    }
+    Ok((Body::Stream(rx), Some(BodyFeed::spooled(spool, tx)), None))
+}
+
+/// Answers a body that could not be read: the client's fault (a 4xx, or
+/// it went away) or the server's (no room to spool it: a 500).
+async fn body_failed<S: Stream>(
+    stream: &mut S,
+    ctx: &ListenerContext,
+    peer: &Peer,
+    label: &RequestLabel,
+    error: BodyError,
+) -> After {
+    match error {
+        BodyError::Protocol(e) => {
+            reject(stream, ctx, peer, &e).await;
+            After::Linger
+        }
+        BodyError::Io(why) => {
+            tracing::info!(peer = %peer, request = %label, "client error: {why}");
+            After::Close
+        }
+        BodyError::Spool(why) => {
+            tracing::error!(source = "rwsgi", peer = %peer, request = %label, "{why} -> 500");
+            let response = simple_response(
+                ctx.protocol,
+                500,
+                reason(500),
+                "Internal Server Error\n",
+                &[],
+            );
+            let _ = write_within(stream, &response, ctx.shared.timeouts.write).await;
+            After::Linger
+        }
     }
 }
 

@@ -366,11 +366,10 @@ async fn pump<S: Stream>(
                 _ = &mut harakiri => return Pumped::Harakiri,
                 result = async { feed.as_mut().expect("feeding").step(stream, buf).await }, if feeding => {
                     if let Err(e) = result {
-                        let why = match e {
-                            BodyError::Protocol(p) => p.to_string(),
-                            BodyError::Io(s) => s,
-                        };
-                        tracing::info!(peer = %peer, request = %label, "client error while reading the body: {why}");
+                        match &e {
+                            BodyError::Spool(why) => tracing::error!(source = "rwsgi", peer = %peer, request = %label, "{why}"),
+                            _ => tracing::info!(peer = %peer, request = %label, "client error while reading the body: {e}"),
+                        }
                         // The app sees the failure on wsgi.input; its
                         // response still goes out, then the connection closes.
                         writer.keep_alive = false;

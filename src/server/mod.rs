@@ -8,7 +8,8 @@
 //! - `listener`: socket addresses, binding, the accept loop.
 //! - `balance`: which worker process accepts the next connection.
 //! - `connection`: one connection's request/response loop.
-//! - `body`: request bodies (pre-buffered or streamed).
+//! - `body`: request bodies (pre-buffered, spooled or streamed).
+//! - `spool`: the per-worker body memory budget and spool files.
 //! - `handoff`: the request to the app (pool or inline), the response back.
 //! - `respond`: response framing and writing.
 //! - `static_files`: `--static-map`, files served without the app.
@@ -26,6 +27,7 @@ pub mod listener;
 mod respond;
 mod round;
 mod spare;
+pub mod spool;
 mod static_files;
 mod stream;
 
@@ -48,9 +50,12 @@ use crate::protocol::{Limits, Protocol, Request};
 pub struct Shared {
     /// Codec size limits.
     pub limits: Limits,
-    /// Bodies up to this many bytes are read whole before the app is called
-    /// (uWSGI's `post-buffering`); larger ones are streamed.
+    /// Bodies up to this many bytes are read into memory before the app is
+    /// called (uWSGI's `post-buffering`); larger ones are spooled to a
+    /// file first, or with 0, streamed to the app as they arrive.
     pub post_buffering: usize,
+    /// The bytes of bodies the worker holds in memory at once.
+    pub body_budget: spool::BodyBudget,
     /// Where requests go (the Python thread pool).
     pub dispatcher: Arc<dyn Dispatch>,
     /// Which requests get an access-log line.

@@ -111,7 +111,9 @@ pub(super) fn build(
     if !http10 && !facts.host {
         // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
         // without a Host field.
-        return Err(ProtocolError::bad("Host field missing (required in HTTP/1.1)"));
+        return Err(ProtocolError::bad(
+            "Host field missing (required in HTTP/1.1)",
+        ));
     }
     Ok(Request {
         vars,
