@@ -207,3 +207,88 @@ fn a_stats_path_that_is_a_regular_file_is_refused_and_left_in_place() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a socket\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An app whose answer is the open fds of a program it runs with
+/// `close_fds=False` (as `os.system` or a careless `subprocess` would).
+const FDS_APP: &str = r#"
+import subprocess
+
+def application(environ, start_response):
+    body = subprocess.run(["ls", "-l", "/proc/self/fd"], close_fds=False,
+                          capture_output=True, check=True).stdout
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"#;
+
+#[test]
+fn sockets_passed_by_systemd_do_not_leak_into_programs_the_app_runs() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fd = listener.as_raw_fd();
+    let inode = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    let inode = inode.to_str().unwrap().to_string();
+    assert!(inode.starts_with("socket:["), "{inode}");
+    let dir = common::temp_dir("activation-cloexec");
+    std::fs::write(dir.join("fds_app.py"), FDS_APP).unwrap();
+    let log = dir.join("rwsgi.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_rwsgi"))
+        .arg("--wsgi-file")
+        .arg(dir.join("fds_app.py"))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    // SAFETY: dup2 between fork and exec, as systemd does: the listening
+    // socket becomes fd 3, without close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(listener);
+    let mut answer = None;
+    wait_until(20, || {
+        answer = http_get(&addr, "/");
+        answer.is_some()
+    });
+    common::signal(child.id(), libc_sig::SIGINT);
+    let _ = common::exit_code_within(&mut child, 10);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let fds = answer.unwrap_or_else(|| panic!("no answer on the inherited socket:\n{text}"));
+    assert!(fds.contains("/proc/self/fd") || fds.contains("->"), "{fds}");
+    assert!(
+        !fds.contains(&inode),
+        "the listening socket {inode} leaked into a program the app ran:\n{fds}"
+    );
+}
+
+/// A GET's body if the answer is a 200.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let raw = common::read_to_close(&mut s);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}

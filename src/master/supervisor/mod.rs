@@ -26,7 +26,7 @@ use crate::config::Cli;
 use crate::master::scoreboard::{Recycle, Scoreboard};
 use crate::master::sockets::{self, Sockets};
 use crate::master::worker::{self, WorkerSetup};
-use crate::master::{exit_code, privileges, title, SCOREBOARD};
+use crate::master::{exit_code, pidfile, privileges, title, SCOREBOARD};
 use crate::stats::{Endpoint, Totals};
 use crate::wsgi::{interpreter, LoadedApp};
 
@@ -110,9 +110,8 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
     };
     let endpoints = open_endpoints(cli)?;
     if reexec.is_none() {
-        if let Some(pidfile) = &cli.pidfile {
-            std::fs::write(pidfile, format!("{}\n", std::process::id()))
-                .map_err(|e| format!("cannot write pidfile {}: {e}", pidfile.display()))?;
+        if let Some(path) = &cli.pidfile {
+            pidfile::write(path)?;
         }
         privileges::drop_to(cli.uid.as_deref(), cli.gid.as_deref())?;
     }
