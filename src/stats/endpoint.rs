@@ -6,7 +6,7 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::server::listener::ListenAddr;
+use crate::server::listener::{remove_stale_socket, ListenAddr};
 
 /// How long a stats client may take to send its request or take the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -37,7 +37,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Binds `addr` (a stale Unix socket file is replaced).
+    /// Binds `addr`. A stale Unix socket file is replaced; a live one, or a
+    /// path that is not a socket, is an error (the file is left alone).
     pub fn bind(addr: &ListenAddr, kind: EndpointKind) -> io::Result<Endpoint> {
         let socket = match addr {
             ListenAddr::Tcp(a) => {
@@ -46,9 +47,7 @@ impl Endpoint {
                 Socket::Tcp(l)
             }
             ListenAddr::Unix(path) => {
-                if std::os::unix::net::UnixStream::connect(path).is_err() {
-                    let _ = std::fs::remove_file(path);
-                }
+                remove_stale_socket(path)?;
                 let l = UnixListener::bind(path)?;
                 l.set_nonblocking(true)?;
                 Socket::Unix(l, path.clone())
