@@ -100,8 +100,9 @@ fn status_fields(pid: u32, name: &str) -> Vec<u32> {
 }
 
 #[test]
-fn a_reload_after_dropping_root_keeps_the_root_only_log_file_and_stats_socket() {
+fn a_reload_after_dropping_root_keeps_the_root_only_log_file_and_stats_sockets() {
     require_root();
+    let metrics = format!("127.0.0.1:{}", privileged_port());
     let dir = app_dir("reload-dropped");
     let private = dir.join("private");
     std::fs::create_dir(&private).unwrap();
@@ -121,6 +122,8 @@ fn a_reload_after_dropping_root_keeps_the_root_only_log_file_and_stats_socket() 
             logto.to_str().unwrap(),
             "--stats",
             stats.to_str().unwrap(),
+            "--metrics",
+            &metrics,
         ],
     );
     let log = || std::fs::read_to_string(&logto).unwrap_or_default();
@@ -143,6 +146,15 @@ fn a_reload_after_dropping_root_keeps_the_root_only_log_file_and_stats_socket() 
         text[reload..].contains("reloaded, master pid"),
         "the re-executed master logs nothing to --logto:\n{text}"
     );
+    let body = http_get(&metrics, "/metrics").expect("metrics answer after the reload");
+    assert!(body.contains("rwsgi_"), "{body}");
+}
+
+/// A loopback port below 1024 (only root may bind it) that is free now.
+fn privileged_port() -> u16 {
+    (900..1024)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024")
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +61,38 @@ impl Endpoint {
         })
     }
 
+    /// Wraps a socket a previous master image bound at `addr` and handed
+    /// over through a reload's re-exec (after `--uid` the new image may not
+    /// be allowed to bind it again).
+    pub fn adopt(fd: RawFd, addr: &ListenAddr, kind: EndpointKind) -> io::Result<Endpoint> {
+        // SAFETY: the fd was passed to this image open; it is ours now and
+        // goes back to close-on-exec.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let socket = match addr {
+            ListenAddr::Tcp(_) => {
+                // SAFETY: as above, owned once.
+                let l = unsafe { TcpListener::from_raw_fd(fd) };
+                l.local_addr()?;
+                l.set_nonblocking(true)?;
+                Socket::Tcp(l)
+            }
+            ListenAddr::Unix(path) => {
+                // SAFETY: as above, owned once.
+                let l = unsafe { UnixListener::from_raw_fd(fd) };
+                l.local_addr()?;
+                l.set_nonblocking(true)?;
+                Socket::Unix(l, path.clone())
+            }
+        };
+        Ok(Endpoint {
+            socket,
+            kind,
+            addr: addr.clone(),
+        })
+    }
+
     /// The Unix socket file, if any (removed by `--vacuum`).
     pub fn path(&self) -> Option<&PathBuf> {
         match &self.socket {
@@ -89,6 +122,15 @@ impl Endpoint {
             if let Err(e) = answer(client.as_mut(), self.kind, body) {
                 tracing::debug!("stats client: {e}");
             }
+        }
+    }
+}
+
+impl AsRawFd for Endpoint {
+    fn as_raw_fd(&self) -> RawFd {
+        match &self.socket {
+            Socket::Tcp(l) => l.as_raw_fd(),
+            Socket::Unix(l, _) => l.as_raw_fd(),
         }
     }
 }

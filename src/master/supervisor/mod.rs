@@ -17,7 +17,7 @@ mod reexec;
 mod signals;
 mod stats_view;
 
-use reexec::{adopt_after_reexec, REEXEC_FDS, START_DIR};
+use reexec::{adopt_after_reexec, inherited_endpoints, REEXEC_FDS, START_DIR};
 pub(in crate::master) use signals::unblock_signals;
 use signals::{block_signals, describe_status, sd_notify, signal, wait_signal};
 use stats_view::{open_endpoints, slot_totals};
@@ -108,7 +108,7 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         Some(fds) => adopt_after_reexec(fds)?,
         None => (sockets::open(cli)?, Vec::new()),
     };
-    let endpoints = open_endpoints(cli)?;
+    let endpoints = open_endpoints(cli, inherited_endpoints())?;
     if reexec.is_none() {
         if let Some(path) = &cli.pidfile {
             pidfile::write(path)?;

@@ -1,17 +1,31 @@
 //! What the master shows on `--stats` and `--metrics`: binds those sockets,
 //! answers them each tick, and reads the scoreboard into a [`Snapshot`].
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 
 use super::Supervisor;
 use crate::config::Cli;
 use crate::master::scoreboard::{Slot, CORES};
-use crate::server::listener::{BoundSocket, ListenSpec};
+use crate::server::listener::{BoundSocket, ListenAddr, ListenSpec};
 use crate::stats::{self, Endpoint, EndpointKind, Snapshot, Totals};
 
-/// Binds `--stats` and `--metrics`.
-pub(super) fn open_endpoints(cli: &Cli) -> Result<Vec<Endpoint>, String> {
+/// Binds `--stats` and `--metrics`, or takes the sockets a previous master
+/// image handed over (`inherited`, by address) where the address is the
+/// same. Handed-over sockets no longer asked for are closed.
+pub(super) fn open_endpoints(
+    cli: &Cli,
+    mut inherited: Vec<(RawFd, String)>,
+) -> Result<Vec<Endpoint>, String> {
+    let mut open = |flag: &str, addr: &ListenAddr, kind: EndpointKind| {
+        let name = addr.to_string();
+        let handed = inherited.iter().position(|(_, a)| *a == name);
+        match handed {
+            Some(i) => Endpoint::adopt(inherited.swap_remove(i).0, addr, kind),
+            None => Endpoint::bind(addr, kind),
+        }
+        .map_err(|e| format!("cannot bind {flag} {addr}: {e}"))
+    };
     let mut endpoints = Vec::new();
     if let Some(addr) = &cli.stats {
         let kind = if cli.stats_http {
@@ -19,15 +33,14 @@ pub(super) fn open_endpoints(cli: &Cli) -> Result<Vec<Endpoint>, String> {
         } else {
             EndpointKind::RawStats
         };
-        endpoints.push(
-            Endpoint::bind(addr, kind).map_err(|e| format!("cannot bind --stats {addr}: {e}"))?,
-        );
+        endpoints.push(open("--stats", addr, kind)?);
     }
     if let Some(addr) = &cli.metrics {
-        endpoints.push(
-            Endpoint::bind(addr, EndpointKind::Metrics)
-                .map_err(|e| format!("cannot bind --metrics {addr}: {e}"))?,
-        );
+        endpoints.push(open("--metrics", addr, EndpointKind::Metrics)?);
+    }
+    for (fd, _) in inherited {
+        // SAFETY: an fd handed to this image and not used.
+        unsafe { libc::close(fd) };
     }
     for e in &endpoints {
         tracing::info!(
