@@ -184,7 +184,7 @@ fn log_banner(cli: &Cli, app: &str, sockets: &Sockets, reloaded: bool) {
 impl Supervisor<'_> {
     fn serve(&mut self) -> i32 {
         loop {
-            match wait_signal(TICK) {
+            match wait_signal(self.tick()) {
                 Some(libc::SIGHUP) => self.reload("SIGHUP"),
                 Some(libc::SIGTERM) => self.stop(true, "SIGTERM"),
                 Some(libc::SIGINT) => self.stop(false, "SIGINT"),
@@ -360,6 +360,8 @@ impl Supervisor<'_> {
             }
         }
         title::set(&format!("rwsgi worker {id}"));
+        // A stats client held open here would never see its end.
+        self.endpoints.clear();
         let listeners = std::mem::take(&mut self.sockets.listeners);
         let code = worker::run(WorkerSetup {
             id,

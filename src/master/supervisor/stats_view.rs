@@ -3,8 +3,9 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::Supervisor;
+use super::{Supervisor, TICK};
 use crate::config::Cli;
 use crate::master::scoreboard::{Slot, CORES};
 use crate::server::listener::{BoundSocket, ListenAddr, ListenSpec};
@@ -56,11 +57,28 @@ pub(super) fn open_endpoints(
 }
 
 impl Supervisor<'_> {
-    /// Answers stats and metrics clients waiting on their sockets.
-    pub(super) fn serve_stats(&self) {
+    /// Moves stats and metrics clients on, without waiting on any.
+    pub(super) fn serve_stats(&mut self) {
         if self.endpoints.is_empty() {
             return;
         }
+        // Out of self while they are polled: rendering reads self.
+        let mut endpoints = std::mem::take(&mut self.endpoints);
+        self.poll_endpoints(&mut endpoints);
+        self.endpoints = endpoints;
+    }
+
+    /// How long the loop may wait for a signal: a tenth of the tick while
+    /// a stats client is mid-exchange, so it is answered promptly.
+    pub(super) fn tick(&self) -> Duration {
+        if self.endpoints.iter().any(Endpoint::busy) {
+            TICK / 10
+        } else {
+            TICK
+        }
+    }
+
+    fn poll_endpoints(&self, endpoints: &mut [Endpoint]) {
         let mut snapshot: Option<Snapshot> = None;
         let mut render = |kind: EndpointKind| {
             let s = snapshot.get_or_insert_with(|| self.snapshot());
@@ -69,7 +87,7 @@ impl Supervisor<'_> {
                 _ => stats::uwsgi_json(s),
             }
         };
-        for endpoint in &self.endpoints {
+        for endpoint in endpoints {
             endpoint.poll(&mut render);
         }
     }
