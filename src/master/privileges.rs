@@ -114,6 +114,10 @@ fn with_buffer<T>(mut lookup: impl FnMut(&mut [libc::c_char]) -> (i32, T)) -> io
 /// Refuses to go on if root could be taken back afterwards.
 pub fn drop_to(uid: Option<&str>, gid: Option<&str>) -> Result<(), String> {
     let user = uid.map(resolve_user).transpose()?;
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        return already_there(user.as_ref().map(|u| u.uid), gid);
+    }
     let group = match (gid, &user) {
         (Some(group), _) => Some((group.to_string(), lookup_group(group)?)),
         (None, Some(u)) => {
@@ -142,6 +146,20 @@ pub fn drop_to(uid: Option<&str>, gid: Option<&str>) -> Result<(), String> {
         }
     }
     check_dropped(user.map(|u| u.uid), group.map(|(_, g)| g))
+}
+
+/// Without root nothing can be switched: fine if the asked ids are the
+/// ones this process has (a unit that starts rwsgi as that user already).
+fn already_there(uid: Option<libc::uid_t>, gid: Option<&str>) -> Result<(), String> {
+    let gid = gid.map(lookup_group).transpose()?;
+    // SAFETY: plain syscalls without pointers.
+    let (ruid, rgid) = unsafe { (libc::getuid(), libc::getgid()) };
+    if uid.is_some_and(|u| u != ruid) || gid.is_some_and(|g| g != rgid) {
+        return Err(format!(
+            "--uid/--gid need root to switch (running as uid {ruid}, gid {rgid})"
+        ));
+    }
+    Ok(())
 }
 
 /// Supplementary groups (the user's, or just `gid`), then the group itself.
