@@ -117,15 +117,18 @@ impl Endpoint {
     /// waiting; closes the finished and those past their deadline. The
     /// body is rendered with `render` once, if any client needs it.
     pub fn poll(&mut self, render: &mut dyn FnMut(EndpointKind) -> String) {
-        self.accept_waiting();
         let now = Instant::now();
+        self.clients.retain(|client| {
+            let late = now >= client.deadline;
+            if late {
+                tracing::debug!("stats client too slow: closed");
+            }
+            !late
+        });
+        self.accept_waiting();
         let kind = self.kind;
         let mut body: Option<String> = None;
         self.clients.retain_mut(|client| {
-            if now >= client.deadline {
-                tracing::debug!("stats client too slow: closed");
-                return false;
-            }
             let mut render_once = || body.get_or_insert_with(|| render(kind)).clone();
             match client.advance(kind, &mut render_once) {
                 Ok(Progress::Pending) => true,
@@ -174,5 +177,35 @@ impl AsRawFd for Endpoint {
             Socket::Tcp(l) => l.as_raw_fd(),
             Socket::Unix(l, _) => l.as_raw_fd(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn silent_clients_are_capped_then_closed_at_their_deadline() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-endpoint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr = ListenAddr::Unix(dir.join("stats.sock"));
+        let mut endpoint = Endpoint::bind(&addr, EndpointKind::HttpStats).unwrap();
+        let mut silent: Vec<UnixStream> = (0..MAX_CLIENTS + 4)
+            .map(|_| UnixStream::connect(dir.join("stats.sock")).unwrap())
+            .collect();
+        let mut render = |_| String::from("{}");
+        endpoint.poll(&mut render);
+        assert_eq!(endpoint.clients.len(), MAX_CLIENTS);
+        std::thread::sleep(CLIENT_DEADLINE + Duration::from_millis(100));
+        endpoint.poll(&mut render);
+        // The first ones are closed unanswered; the rest take their place.
+        assert_eq!(endpoint.clients.len(), 4);
+        let mut buf = Vec::new();
+        silent[0].read_to_end(&mut buf).unwrap();
+        assert!(buf.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
