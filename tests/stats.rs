@@ -7,6 +7,8 @@ mod common;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Proto, Server};
@@ -303,4 +305,85 @@ fn metrics_stay_monotonic_across_worker_recycling() {
         "{text}\nserver log:\n{}",
         server.log()
     );
+}
+
+/// The status of a GET, or None if no answer came within 5 s.
+fn status_of_get(addr: &str, path: &str) -> Option<u16> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let raw = common::read_to_close(&mut s);
+    let line = String::from_utf8_lossy(&raw).lines().next()?.to_string();
+    line.split(' ').nth(1)?.parse().ok()
+}
+
+/// Opens a connection to `addr` and sends one byte of a request head that
+/// never ends every 100 ms, until `stop` (or 20 s).
+fn trickle(addr: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+            return;
+        };
+        let head = b"GET /metrics HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 200].iter());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for byte in head.cycle() {
+            if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                return;
+            }
+            if s.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// While a client trickles its request to `addr`, a killed worker is
+/// replaced within seconds and another client on `addr` is answered.
+fn trickling_client_does_not_stall_the_master(addr: &str, extra: &[&str]) {
+    let server = start(extra);
+    assert_eq!(server.get(Proto::Http, "/write").status, 200);
+    let mut before = common::children(server.pid());
+    for _ in 0..100 {
+        if before.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        before = common::children(server.pid());
+    }
+    assert_eq!(before.len(), 2, "{}", server.log());
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow = trickle(addr.to_string(), stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    common::signal(before[0], common::libc_sig::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let respawned = loop {
+        let now = common::children(server.pid());
+        if now.len() == 2 && !now.contains(&before[0]) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let answered = status_of_get(addr, "/metrics");
+    stop.store(true, Ordering::Relaxed);
+    slow.join().unwrap();
+    assert!(respawned, "no worker respawned:\n{}", server.log());
+    assert_eq!(answered, Some(200), "a second client was not answered");
+}
+
+#[test]
+fn a_client_trickling_its_request_to_stats_http_does_not_stall_the_master() {
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    trickling_client_does_not_stall_the_master(&addr, &["--stats", &addr, "--stats-http"]);
+}
+
+#[test]
+fn a_client_trickling_its_request_to_metrics_does_not_stall_the_master() {
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    trickling_client_does_not_stall_the_master(&addr, &["--metrics", &addr]);
 }

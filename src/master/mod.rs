@@ -27,10 +27,12 @@
 //! - `supervisor`: the master's loop (spawn, reap, reload, stop).
 //! - `sockets`: binding, systemd socket activation, socket mode/owner.
 //! - `privileges`: `--uid` / `--gid`.
+//! - `pidfile`: `--pidfile`, never written through a symlink.
 //! - `heap`: malloc thresholds that keep request-body memory mapped.
 //! - `title`: process titles.
 
 mod heap;
+mod pidfile;
 mod privileges;
 pub mod scoreboard;
 mod sockets;

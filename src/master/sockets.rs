@@ -137,14 +137,19 @@ fn protocol_for(index: usize, name: Option<&str>, flags: &[String]) -> Result<Pr
 /// protocol is given by name.
 pub fn adopt_named(fd: RawFd, protocol: &str) -> Result<(ListenSpec, BoundSocket), String> {
     let protocol = protocol_for(0, Some(protocol), &[])?;
-    // Back to close-on-exec: only a reload's re-exec passes it on.
-    // SAFETY: fcntl on an fd we own.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     adopt(fd, protocol)
 }
 
 /// Wraps an inherited listening fd, finding out whether it is TCP or Unix.
+///
+/// The fd is made close-on-exec: systemd and a reload's re-exec pass it
+/// without, and a program the app runs must not get the listening socket
+/// (only a reload's re-exec passes it on, and clears the flag itself).
 fn adopt(fd: RawFd, protocol: Protocol) -> Result<(ListenSpec, BoundSocket), String> {
+    // SAFETY: fcntl on an fd handed to us.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(format!("inherited fd {fd}: {}", io::Error::last_os_error()));
+    }
     // SAFETY: sockaddr_storage is plain data; getsockname fills at most len.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;

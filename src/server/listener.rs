@@ -127,7 +127,10 @@ pub fn bind(spec: &ListenSpec, backlog: i32, defer_accept: bool) -> io::Result<B
     Ok(socket)
 }
 
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
+/// Clears the way for binding a Unix socket at `path`: removes a stale
+/// socket file, and refuses anything else (a live socket, or a file that is
+/// not a socket and may matter to someone).
+pub(crate) fn remove_stale_socket(path: &Path) -> io::Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };

@@ -4,15 +4,21 @@
 //! answers with the Prometheus text format. The master builds a
 //! [`Snapshot`] from its scoreboard; this module only renders and serves it.
 //!
-//! The master is single-threaded, so the listeners are non-blocking and
-//! polled once per master tick; each answer is small and written with a
-//! short timeout, so a stuck client cannot stall the master.
+//! The master is single-threaded (it forks workers, which is only safe
+//! with one thread), so the stats cannot have a thread of their own. The
+//! listeners and clients are non-blocking instead: each master tick
+//! accepts and moves every held client on as far as its socket allows,
+//! and never waits on one. A client that trickles its request or reads
+//! slowly is closed at its deadline, and the clients held at once are
+//! capped, so no client, slow or many, can stall the master.
 //!
 //! # Layout
 //!
 //! - `render`: the JSON and Prometheus renderings.
-//! - `endpoint`: the listening sockets and the request/answer exchange.
+//! - `endpoint`: the listening sockets and the clients they hold.
+//! - `client`: one client's request/answer exchange, step by step.
 
+mod client;
 mod endpoint;
 mod render;
 

@@ -17,7 +17,7 @@ mod reexec;
 mod signals;
 mod stats_view;
 
-use reexec::{adopt_after_reexec, REEXEC_FDS, START_DIR};
+use reexec::{adopt_after_reexec, inherited_endpoints, REEXEC_FDS, START_DIR};
 pub(in crate::master) use signals::unblock_signals;
 use signals::{block_signals, describe_status, sd_notify, signal, wait_signal};
 use stats_view::{open_endpoints, slot_totals};
@@ -26,7 +26,7 @@ use crate::config::Cli;
 use crate::master::scoreboard::{Recycle, Scoreboard};
 use crate::master::sockets::{self, Sockets};
 use crate::master::worker::{self, WorkerSetup};
-use crate::master::{exit_code, privileges, title, SCOREBOARD};
+use crate::master::{exit_code, pidfile, privileges, title, SCOREBOARD};
 use crate::stats::{Endpoint, Totals};
 use crate::wsgi::{interpreter, LoadedApp};
 
@@ -108,11 +108,10 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         Some(fds) => adopt_after_reexec(fds)?,
         None => (sockets::open(cli)?, Vec::new()),
     };
-    let endpoints = open_endpoints(cli)?;
+    let endpoints = open_endpoints(cli, inherited_endpoints())?;
     if reexec.is_none() {
-        if let Some(pidfile) = &cli.pidfile {
-            std::fs::write(pidfile, format!("{}\n", std::process::id()))
-                .map_err(|e| format!("cannot write pidfile {}: {e}", pidfile.display()))?;
+        if let Some(path) = &cli.pidfile {
+            pidfile::write(path)?;
         }
         privileges::drop_to(cli.uid.as_deref(), cli.gid.as_deref())?;
     }
@@ -185,7 +184,7 @@ fn log_banner(cli: &Cli, app: &str, sockets: &Sockets, reloaded: bool) {
 impl Supervisor<'_> {
     fn serve(&mut self) -> i32 {
         loop {
-            match wait_signal(TICK) {
+            match wait_signal(self.tick()) {
                 Some(libc::SIGHUP) => self.reload("SIGHUP"),
                 Some(libc::SIGTERM) => self.stop(true, "SIGTERM"),
                 Some(libc::SIGINT) => self.stop(false, "SIGINT"),
@@ -361,6 +360,8 @@ impl Supervisor<'_> {
             }
         }
         title::set(&format!("rwsgi worker {id}"));
+        // A stats client held open here would never see its end.
+        self.endpoints.clear();
         let listeners = std::mem::take(&mut self.sockets.listeners);
         let code = worker::run(WorkerSetup {
             id,

@@ -1,17 +1,32 @@
 //! What the master shows on `--stats` and `--metrics`: binds those sockets,
 //! answers them each tick, and reads the scoreboard into a [`Snapshot`].
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::Supervisor;
+use super::{Supervisor, TICK};
 use crate::config::Cli;
 use crate::master::scoreboard::{Slot, CORES};
-use crate::server::listener::{BoundSocket, ListenSpec};
+use crate::server::listener::{BoundSocket, ListenAddr, ListenSpec};
 use crate::stats::{self, Endpoint, EndpointKind, Snapshot, Totals};
 
-/// Binds `--stats` and `--metrics`.
-pub(super) fn open_endpoints(cli: &Cli) -> Result<Vec<Endpoint>, String> {
+/// Binds `--stats` and `--metrics`, or takes the sockets a previous master
+/// image handed over (`inherited`, by address) where the address is the
+/// same. Handed-over sockets no longer asked for are closed.
+pub(super) fn open_endpoints(
+    cli: &Cli,
+    mut inherited: Vec<(RawFd, String)>,
+) -> Result<Vec<Endpoint>, String> {
+    let mut open = |flag: &str, addr: &ListenAddr, kind: EndpointKind| {
+        let name = addr.to_string();
+        let handed = inherited.iter().position(|(_, a)| *a == name);
+        match handed {
+            Some(i) => Endpoint::adopt(inherited.swap_remove(i).0, addr, kind),
+            None => Endpoint::bind(addr, kind),
+        }
+        .map_err(|e| format!("cannot bind {flag} {addr}: {e}"))
+    };
     let mut endpoints = Vec::new();
     if let Some(addr) = &cli.stats {
         let kind = if cli.stats_http {
@@ -19,15 +34,14 @@ pub(super) fn open_endpoints(cli: &Cli) -> Result<Vec<Endpoint>, String> {
         } else {
             EndpointKind::RawStats
         };
-        endpoints.push(
-            Endpoint::bind(addr, kind).map_err(|e| format!("cannot bind --stats {addr}: {e}"))?,
-        );
+        endpoints.push(open("--stats", addr, kind)?);
     }
     if let Some(addr) = &cli.metrics {
-        endpoints.push(
-            Endpoint::bind(addr, EndpointKind::Metrics)
-                .map_err(|e| format!("cannot bind --metrics {addr}: {e}"))?,
-        );
+        endpoints.push(open("--metrics", addr, EndpointKind::Metrics)?);
+    }
+    for (fd, _) in inherited {
+        // SAFETY: an fd handed to this image and not used.
+        unsafe { libc::close(fd) };
     }
     for e in &endpoints {
         tracing::info!(
@@ -43,11 +57,28 @@ pub(super) fn open_endpoints(cli: &Cli) -> Result<Vec<Endpoint>, String> {
 }
 
 impl Supervisor<'_> {
-    /// Answers stats and metrics clients waiting on their sockets.
-    pub(super) fn serve_stats(&self) {
+    /// Moves stats and metrics clients on, without waiting on any.
+    pub(super) fn serve_stats(&mut self) {
         if self.endpoints.is_empty() {
             return;
         }
+        // Out of self while they are polled: rendering reads self.
+        let mut endpoints = std::mem::take(&mut self.endpoints);
+        self.poll_endpoints(&mut endpoints);
+        self.endpoints = endpoints;
+    }
+
+    /// How long the loop may wait for a signal: a tenth of the tick while
+    /// a stats client is mid-exchange, so it is answered promptly.
+    pub(super) fn tick(&self) -> Duration {
+        if self.endpoints.iter().any(Endpoint::busy) {
+            TICK / 10
+        } else {
+            TICK
+        }
+    }
+
+    fn poll_endpoints(&self, endpoints: &mut [Endpoint]) {
         let mut snapshot: Option<Snapshot> = None;
         let mut render = |kind: EndpointKind| {
             let s = snapshot.get_or_insert_with(|| self.snapshot());
@@ -56,7 +87,7 @@ impl Supervisor<'_> {
                 _ => stats::uwsgi_json(s),
             }
         };
-        for endpoint in &self.endpoints {
+        for endpoint in endpoints {
             endpoint.poll(&mut render);
         }
     }
