@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::daemon::DaemonSpec;
 use clap::Parser;
 
 use crate::protocol::{Limits, Protocol};
@@ -288,6 +289,37 @@ pub struct Cli {
     #[arg(long = "touch-reload", value_name = "FILE")]
     pub touch_reload: Vec<PathBuf>,
 
+    /// Start CMD (through /bin/sh -c) beside the workers, restart it when
+    /// it exits, stop it (SIGTERM to its process group) with the server
+    /// and on reloads: a Celery worker, a queue consumer (uWSGI's
+    /// attach-daemon). Repeatable.
+    #[arg(long = "attach-daemon", value_name = "CMD", value_parser = DaemonSpec::plain)]
+    pub attach_daemon: Vec<DaemonSpec>,
+
+    /// Like --attach-daemon, but the server stops when CMD exits.
+    #[arg(long = "attach-control-daemon", value_name = "CMD", value_parser = DaemonSpec::control)]
+    pub attach_control_daemon: Vec<DaemonSpec>,
+
+    /// A daemon that daemonizes itself and writes PIDFILE: started if the
+    /// pidfile names no live process, restarted when it is gone (checked
+    /// each second; FREQ checks of grace after a start), left running
+    /// across reloads. Repeatable.
+    #[arg(long = "smart-attach-daemon", value_name = "PIDFILE[,FREQ] CMD",
+          value_parser = DaemonSpec::smart)]
+    pub smart_attach_daemon: Vec<DaemonSpec>,
+
+    /// Like --smart-attach-daemon for a CMD that stays in the foreground:
+    /// rwsgi daemonizes it and writes PIDFILE. Repeatable.
+    #[arg(long = "smart-attach-daemon2", value_name = "PIDFILE[,FREQ] CMD",
+          value_parser = DaemonSpec::smart_daemonized)]
+    pub smart_attach_daemon2: Vec<DaemonSpec>,
+
+    /// An attached daemon in uWSGI's key=value form (cmd=, pidfile=,
+    /// daemonize=1, control=1, stopsignal=N, reloadsignal=N, stdin=1,
+    /// uid=N, gid=N, chdir=DIR, max_throttle=S, notifypid=1). Repeatable.
+    #[arg(long = "attach-daemon2", value_name = "KEY=VALUE,...", value_parser = DaemonSpec::keyval)]
+    pub attach_daemon2: Vec<DaemonSpec>,
+
     /// Write the master's pid to FILE.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -398,6 +430,21 @@ impl Cli {
     /// The `--static-map` / `--static-safe` settings.
     pub fn static_files(&self) -> StaticFiles {
         StaticFiles::new(self.static_map.clone(), self.static_safe.clone())
+    }
+
+    /// Every attached daemon, in the order of the option kinds.
+    pub fn daemons(&self) -> Vec<DaemonSpec> {
+        [
+            &self.attach_daemon,
+            &self.attach_control_daemon,
+            &self.smart_attach_daemon,
+            &self.smart_attach_daemon2,
+            &self.attach_daemon2,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
     }
 
     /// The dispatch queue's capacity.

@@ -30,9 +30,11 @@
 //!   applying that to ini lines.
 //! - `toml_file`, `env`: the native file and `RWSGI_*` variables.
 //! - `record`, `check`: per-line outcomes, the report, the log.
+//! - `daemon`: the attached daemons' option values.
 
 mod check;
 mod cli;
+mod daemon;
 pub(crate) mod env;
 mod ini;
 mod options;
@@ -50,6 +52,7 @@ use clap::FromArgMatches;
 
 pub use check::ConfigNotes;
 pub use cli::Cli;
+pub use daemon::DaemonSpec;
 
 use options::{clap_message, Kind, OptionTable};
 use record::{Collector, Val};

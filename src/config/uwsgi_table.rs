@@ -254,8 +254,6 @@ const FAMILIES: &[(&str, Rule)] = &[
     ("spooler", Unsupported(OWN_SERVICE)),
     ("cron", Unsupported(OWN_SERVICE)),
     ("unique-cron", Unsupported(OWN_SERVICE)),
-    ("attach-daemon", Unsupported(OWN_SERVICE)),
-    ("smart-attach-daemon", Unsupported(OWN_SERVICE)),
     ("legion", Unsupported(OWN_SERVICE)),
     ("emperor-", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
     ("route", Unsupported(IN_NGINX)),

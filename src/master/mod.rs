@@ -28,9 +28,11 @@
 //! - `sockets`: binding, systemd socket activation, socket mode/owner.
 //! - `privileges`: `--uid` / `--gid`.
 //! - `pidfile`: `--pidfile`, never written through a symlink.
+//! - `daemons`: `--attach-daemon` and its family, run beside the workers.
 //! - `heap`: malloc thresholds that keep request-body memory mapped.
 //! - `title`: process titles.
 
+mod daemons;
 mod heap;
 mod pidfile;
 mod privileges;

@@ -47,6 +47,20 @@ pub struct Snapshot {
     /// Worker processes started after the first ones (respawns, reloads,
     /// recycling).
     pub worker_restarts: u64,
+    /// The attached daemons (`--attach-daemon` and its family).
+    pub daemons: Vec<DaemonStat>,
+}
+
+/// One attached daemon, as uWSGI's stats show it.
+#[derive(Debug, Default, Clone)]
+pub struct DaemonStat {
+    /// The command line.
+    pub cmd: String,
+    /// Its process (0 when none runs).
+    pub pid: i32,
+    /// Starts after the first (uWSGI's stats always say 0 here, a known
+    /// slip in its stats code; this is the real count).
+    pub respawns: u64,
 }
 
 /// One listening socket.

@@ -72,7 +72,7 @@ pub fn uwsgi_json(s: &Snapshot) -> String {
         .collect();
     let listen_queue: u32 = s.sockets.iter().map(|x| x.queue).sum();
     let busy: u32 = s.workers.iter().map(|w| w.busy).sum();
-    json!({
+    let mut stats = json!({
         "version": format!("rwsgi-{}", env!("CARGO_PKG_VERSION")),
         "listen_queue": listen_queue,
         "listen_queue_errors": 0,
@@ -85,8 +85,17 @@ pub fn uwsgi_json(s: &Snapshot) -> String {
         "locks": [],
         "sockets": sockets,
         "workers": workers,
-    })
-    .to_string()
+    });
+    // As in uWSGI, the key is there only when there are daemons.
+    if !s.daemons.is_empty() {
+        let daemons: Vec<_> = s
+            .daemons
+            .iter()
+            .map(|d| json!({"cmd": d.cmd, "pid": d.pid, "respawns": d.respawns}))
+            .collect();
+        stats["daemons"] = json!(daemons);
+    }
+    stats.to_string()
 }
 
 /// The Prometheus text exposition format (version 0.0.4).

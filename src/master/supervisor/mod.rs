@@ -23,6 +23,7 @@ use signals::{block_signals, describe_status, sd_notify, signal, wait_signal};
 use stats_view::{open_endpoints, slot_totals};
 
 use crate::config::Cli;
+use crate::master::daemons::{Daemons, Reaped};
 use crate::master::scoreboard::{Recycle, Scoreboard};
 use crate::master::sockets::{self, Sockets};
 use crate::master::worker::{self, WorkerSetup};
@@ -85,6 +86,8 @@ struct Supervisor<'a> {
     harakiris: HashMap<u32, u64>,
     /// Counters of workers that have exited (metrics stay monotonic).
     retired: Totals,
+    /// `--attach-daemon` and its family.
+    daemons: Daemons,
 }
 
 /// Runs the master until it stops; returns the process exit code.
@@ -162,6 +165,7 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         respawns: HashMap::new(),
         harakiris: HashMap::new(),
         retired: Totals::default(),
+        daemons: Daemons::new(cli.daemons()),
     })
 }
 
@@ -183,6 +187,7 @@ fn log_banner(cli: &Cli, app: &str, sockets: &Sockets, reloaded: bool) {
 
 impl Supervisor<'_> {
     fn serve(&mut self) -> i32 {
+        self.daemons.start_all();
         loop {
             match wait_signal(self.tick()) {
                 Some(libc::SIGHUP) => self.reload("SIGHUP"),
@@ -194,7 +199,7 @@ impl Supervisor<'_> {
             }
             self.reap();
             if self.stopping.is_some() {
-                if self.procs.is_empty() {
+                if self.procs.is_empty() && self.daemons.settle() {
                     self.vacuum();
                     tracing::info!("master exiting with code {}", self.exit_code);
                     return self.exit_code;
@@ -204,6 +209,7 @@ impl Supervisor<'_> {
                 self.reconcile();
                 self.notify_ready();
                 self.check_touch_reload();
+                self.daemons.check();
             }
             self.enforce_deadlines();
             self.serve_stats();
@@ -387,6 +393,11 @@ impl Supervisor<'_> {
                 return;
             }
             let Some(index) = self.procs.iter().position(|p| p.pid == pid) else {
+                if let Reaped::ControlExited(why) =
+                    self.daemons.reaped(pid, &describe_status(status))
+                {
+                    self.stop(true, &why);
+                }
                 continue;
             };
             let p = self.procs.remove(index);
@@ -499,11 +510,15 @@ impl Supervisor<'_> {
         tracing::info!("{why}: graceful reload");
         sd_notify("RELOADING=1");
         self.respawn_at.clear();
+        // As in uWSGI, a reload stops and starts the attached daemons (smart
+        // ones, watched through their pidfile, run on).
+        self.daemons.stop_and_wait();
         if self.app.is_some() {
             // The app lives in the master: only a fresh master image can
             // import it afresh.
             self.reexec();
         }
+        self.daemons.start_all();
         self.generation += 1;
         self.notified_ready = false;
     }
@@ -530,6 +545,7 @@ impl Supervisor<'_> {
         // and can go elsewhere, instead of waiting in the backlog for a
         // reset when the last process exits.
         self.sockets.listeners.clear();
+        self.daemons.stop(false, true);
         let sig = if graceful {
             libc::SIGTERM
         } else {

@@ -146,6 +146,7 @@ impl Supervisor<'_> {
             workers,
             totals,
             worker_restarts: self.respawns.values().sum(),
+            daemons: self.daemons.view(),
         }
     }
 }
