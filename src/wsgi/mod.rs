@@ -13,6 +13,7 @@
 //! - `environ`: the environ dict from a request's CGI variables.
 //! - `shapes`: per-thread environ snapshots by request shape.
 //! - `input`: `wsgi.input`.
+//! - `pending`: the unread part of a request body, a queue of pieces.
 //! - `responder`: `start_response` and `write()`.
 //! - `file_wrapper`: `wsgi.file_wrapper`.
 //! - `errors`: `wsgi.errors`, written to the server log.
@@ -25,6 +26,7 @@ mod file_wrapper;
 mod inline;
 mod input;
 pub mod interpreter;
+mod pending;
 pub mod pool;
 mod recycle;
 mod responder;
