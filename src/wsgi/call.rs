@@ -229,13 +229,16 @@ fn send_file(
     let Ok(wrapper) = iterable.cast::<FileWrapper>() else {
         return Ok(None);
     };
+    // Checked first: the descriptor is duplicated only for a file that
+    // will be sent. Not borrowed across `sendable`, which runs the app's
+    // code (that may call `start_response`).
+    if !responder.borrow().started() {
+        return Ok(None);
+    }
     let Some(file) = wrapper.borrow().sendable(py) else {
         return Ok(None);
     };
     let mut r = responder.borrow_mut();
-    if !r.started() {
-        return Ok(None);
-    }
     if let Err(gone) = r.send_head(py, Some(file.len))? {
         return Ok(Some(Err(gone)));
     }

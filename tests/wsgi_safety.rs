@@ -1,0 +1,60 @@
+//! rwsgi's own failures stay inside one request, and an app's file-like
+//! object cannot make rwsgi send the wrong bytes. Each test starts the
+//! real binary with `tests/apps/safety.py`.
+
+mod common;
+
+use common::{Server, ALL};
+
+fn safety(threads: &str, extra: &[&str]) -> Server {
+    let apps = common::apps();
+    let mut args = vec![
+        "--wsgi-file",
+        apps.join("safety.py").to_str().unwrap(),
+        "--threads",
+        threads,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args)
+}
+
+/// A `fileno()` of -1 means "no descriptor": the wrapper is iterated.
+#[test]
+fn a_file_wrapper_whose_fileno_is_negative_is_sent_by_iteration() {
+    let server = safety("2", &[]);
+    for proto in ALL {
+        let r = server.get(proto, "/fileno-negative");
+        assert_eq!(r.status, 200, "{proto:?}: {}", server.log());
+        assert_eq!(r.text(), "iterated, not sent ".repeat(500), "{proto:?}");
+    }
+}
+
+/// The descriptor is asked for last and duplicated at once: when the
+/// app's own `tell()` closes its file (and another file takes the freed
+/// number), the response is a clean error, never the other file.
+#[test]
+fn a_file_closed_by_the_apps_own_methods_is_never_sent_as_another_file() {
+    let server = safety("2", &[]);
+    let path = server.dir.join("payload.bin");
+    std::fs::write(&path, vec![b'P'; 100_000]).unwrap();
+    std::fs::write(server.dir.join("payload.bin.decoy"), vec![b'D'; 100_000]).unwrap();
+    for proto in ALL {
+        let r = server.get(proto, &format!("/fileno-closed-by-tell?{}", path.display()));
+        assert!(
+            !r.body.contains(&b'D'),
+            "{proto:?}: the decoy file was sent ({} {} bytes)",
+            r.status,
+            r.body.len()
+        );
+        assert!(
+            r.status == 500 || (r.status == 200 && r.body == vec![b'P'; 100_000]),
+            "{proto:?}: {} {} bytes",
+            r.status,
+            r.body.len()
+        );
+    }
+}
