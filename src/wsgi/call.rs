@@ -290,25 +290,47 @@ fn to_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
     if slice.len() <= COPY_LIMIT {
         Bytes::copy_from_slice(slice)
     } else {
-        Bytes::from_owner(SharedPyBytes(bytes.clone().unbind()))
+        Bytes::from_owner(SharedPyBytes::new(bytes))
     }
 }
 
-/// A Python bytes object as a byte buffer. Bytes objects are immutable and
-/// their buffer lives as long as the object, so it may be read without
-/// the GIL.
-struct SharedPyBytes(Py<PyBytes>);
+/// A Python bytes object's buffer, readable by the I/O thread without the
+/// GIL. Where the buffer is and how long it is are read once, while
+/// attached: afterwards no Python API is called (the C API may not be
+/// used by a thread that is not attached), only the memory is read.
+struct SharedPyBytes {
+    /// Keeps the object, hence its buffer, alive.
+    _owner: Py<PyBytes>,
+    /// The object's buffer, as read while attached.
+    data: *const u8,
+    /// Its length.
+    len: usize,
+}
+
+impl SharedPyBytes {
+    fn new(bytes: &Bound<'_, PyBytes>) -> Self {
+        let slice = bytes.as_bytes();
+        SharedPyBytes {
+            _owner: bytes.clone().unbind(),
+            data: slice.as_ptr(),
+            len: slice.len(),
+        }
+    }
+}
+
+// SAFETY: the pointer is only read (by `as_ref`), into memory that no one
+// writes: a bytes object is immutable once created, its buffer is part of
+// the object and never moves, and `_owner` keeps the object alive until
+// this value is dropped (its reference is then released by pyo3, which
+// defers it to the next attached thread if need be).
+unsafe impl Send for SharedPyBytes {}
 
 impl AsRef<[u8]> for SharedPyBytes {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: the object is kept alive by `self.0`, and a bytes
-        // object's buffer never moves or changes after creation.
-        unsafe {
-            let ptr = self.0.as_ptr();
-            let data = pyo3::ffi::PyBytes_AsString(ptr) as *const u8;
-            let len = pyo3::ffi::PyBytes_Size(ptr) as usize;
-            std::slice::from_raw_parts(data, len)
-        }
+        // SAFETY: `data` and `len` describe the buffer of the bytes object
+        // `_owner` holds alive; see the `Send` impl for why it stays valid
+        // and unchanged without the GIL.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
     }
 }
 
@@ -389,4 +411,30 @@ pub fn log_app_error(py: Python<'_>, label: &RequestLabel, what: &str, err: &PyE
         "{what} ({label}): {}",
         super::interpreter::format_traceback(py, err)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large piece is shared with its bytes object, and stays readable
+    /// on a thread that is not attached to Python once the app's own
+    /// reference is gone.
+    #[test]
+    fn a_shared_body_piece_is_read_without_python_after_the_app_let_go() {
+        Python::initialize();
+        let expected: Vec<u8> = (0..COPY_LIMIT * 4).map(|i| (i % 251) as u8).collect();
+        let piece = Python::attach(|py| {
+            let bytes = PyBytes::new(py, &expected);
+            let piece = to_bytes(&bytes);
+            assert_eq!(
+                piece.as_ptr(),
+                bytes.as_bytes().as_ptr(),
+                "shared, not copied"
+            );
+            piece
+        });
+        let read = std::thread::spawn(move || piece.to_vec()).join().unwrap();
+        assert!(read == expected);
+    }
 }
