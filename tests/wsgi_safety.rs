@@ -22,6 +22,45 @@ fn safety(threads: &str, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// A panic in rwsgi while serving a request (caused on purpose through
+/// the test-only `RWSGI_TEST_ONLY_PANIC_ON_PATH`) fails that request with
+/// a 500, is logged at error naming the request and the cause, and leaves
+/// every Python thread serving: more panics than threads, then requests.
+#[test]
+fn a_panic_serving_a_request_is_a_500_logged_with_its_cause_and_the_threads_serve_on() {
+    for threads in ["2", "1"] {
+        let server = safety(threads, &["--env", "RWSGI_TEST_ONLY_PANIC_ON_PATH=/panic"]);
+        for proto in ALL {
+            let r = server.get(proto, "/panic");
+            assert_eq!(
+                r.status,
+                500,
+                "{threads} threads, {proto:?}: {}",
+                server.log()
+            );
+            assert_eq!(r.text(), "Internal Server Error\n");
+        }
+        assert!(
+            server.wait_log("rwsgi panicked serving GET /panic: test-only panic", 5),
+            "{threads} threads: no log line naming the request and the cause:\n{}",
+            server.log()
+        );
+        let log = server.log();
+        let line = log.lines().find(|l| l.contains("rwsgi panicked")).unwrap();
+        assert!(line.contains("ERROR"), "logged at error: {line}");
+        for proto in ALL {
+            // A server that stopped answering gives nothing back once the
+            // client's read times out (tests/common).
+            assert_eq!(
+                server.get(proto, "/hello").text(),
+                "hello",
+                "{threads} threads, {proto:?}: a panicked thread stopped serving:\n{}",
+                server.log()
+            );
+        }
+    }
+}
+
 /// A `fileno()` of -1 means "no descriptor": the wrapper is iterated.
 #[test]
 fn a_file_wrapper_whose_fileno_is_negative_is_sent_by_iteration() {

@@ -2,6 +2,8 @@
 //! its body as it is produced, and always call the iterable's `close()`:
 //! after success, after an exception, and when the client went away.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
@@ -11,6 +13,7 @@ use super::errors::ErrorStream;
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
 use super::interpreter::LoadedApp;
+use super::panics;
 use super::recycle;
 use super::responder::{Disconnected, Responder};
 use crate::exchange::{Event, Job, RequestLabel};
@@ -29,6 +32,9 @@ pub enum Outcome {
     AppError,
     /// The client went away before the response was complete.
     ClientGone,
+    /// rwsgi panicked (a bug): the request failed, the worker should be
+    /// replaced.
+    Panicked,
 }
 
 /// Runs `job` through the app to the end (a pool thread: sends block while
@@ -65,6 +71,9 @@ pub struct AppCall {
     /// The body length of a list/tuple response.
     known_length: Option<u64>,
     label: RequestLabel,
+    /// Panic before sending the body (tests only, see
+    /// [`panics::TEST_ONLY_PANIC_ENV`]).
+    test_only_panic: bool,
 }
 
 impl Drop for AppCall {
@@ -123,25 +132,43 @@ impl AppCall {
             }
         };
         let file_wrapper = app.file_wrapper.bind(py);
-        let result = environ::build(py, &request, &input, &errors, facts, file_wrapper)
-            .and_then(|environ| app.callable.bind(py).call1((environ, &responder)));
-        match result {
-            Ok(iterable) => Ok(AppCall {
+        let called = catch_unwind(AssertUnwindSafe(|| {
+            environ::build(py, &request, &input, &errors, facts, file_wrapper)
+                .and_then(|environ| app.callable.bind(py).call1((environ, &responder)))
+        }));
+        match called {
+            Ok(Ok(iterable)) => Ok(AppCall {
                 responder: responder.unbind(),
                 input: input.unbind(),
                 errors: errors.unbind(),
                 iterable: iterable.unbind(),
                 iterator: None,
                 known_length: None,
+                test_only_panic: panics::test_only_panic_requested(&label),
                 label,
             }),
-            Err(e) => Err(fail(py, &responder, &label, "the app raised", &e)),
+            Ok(Err(e)) => Err(fail(py, &responder, &label, "the app raised", &e)),
+            Err(panic) => Err(fail_panicked(py, &responder, &label, &*panic)),
         }
     }
 
     /// Sends more of the body: everything, or (with `one_chunk`) up to the
     /// next non-empty chunk.
     pub fn advance(&mut self, py: Python<'_>, one_chunk: bool) -> Progress {
+        match catch_unwind(AssertUnwindSafe(|| self.advance_unguarded(py, one_chunk))) {
+            Ok(progress) => progress,
+            Err(panic) => {
+                let responder = self.responder.bind(py);
+                Progress::Done(fail_panicked(py, responder, &self.label, &*panic))
+            }
+        }
+    }
+
+    /// [`AppCall::advance`], which catches what this may panic with.
+    fn advance_unguarded(&mut self, py: Python<'_>, one_chunk: bool) -> Progress {
+        if self.test_only_panic {
+            panics::test_only_panic();
+        }
         let responder = self.responder.bind(py).clone();
         let iterable = self.iterable.bind(py).clone();
         let sent = self.send_some(py, &responder, &iterable, one_chunk);
@@ -386,21 +413,46 @@ fn fail(
         return Outcome::ClientGone;
     }
     log_app_error(py, label, what, err);
+    answer_failure(py, &mut r);
+    Outcome::AppError
+}
+
+/// Logs a panic caught while serving `label`'s request, and fails the
+/// request as [`fail`] does, if its responder is free: the panic may have
+/// come from code that had it borrowed elsewhere (then the connection
+/// answers 500 when its response channel closes).
+fn fail_panicked(
+    py: Python<'_>,
+    responder: &Bound<'_, Responder>,
+    label: &RequestLabel,
+    panic: &(dyn std::any::Any + Send),
+) -> Outcome {
+    panics::log(label, &panics::cause(panic));
+    if let Ok(mut r) = responder.try_borrow_mut() {
+        if !r.gone() {
+            answer_failure(py, &mut r);
+        }
+    }
+    Outcome::Panicked
+}
+
+/// Answers 500 if nothing was sent yet, or aborts the connection if the
+/// head is already out.
+fn answer_failure(py: Python<'_>, r: &mut Responder) {
     if r.head_sent() {
         let _ = r.send(py, Event::Abort);
-    } else {
-        let body = Bytes::from_static(b"Internal Server Error\n");
-        let head = Event::Head {
-            head: Head::new(b"500 Internal Server Error")
-                .header(b"Content-Type", b"text/plain; charset=utf-8"),
-            known_length: Some(body.len() as u64),
-        };
-        let _ = r
-            .send(py, head)
-            .and_then(|()| r.send(py, Event::Data(body)))
-            .and_then(|()| r.send(py, Event::End));
+        return;
     }
-    Outcome::AppError
+    let body = Bytes::from_static(b"Internal Server Error\n");
+    let head = Event::Head {
+        head: Head::new(b"500 Internal Server Error")
+            .header(b"Content-Type", b"text/plain; charset=utf-8"),
+        known_length: Some(body.len() as u64),
+    };
+    let _ = r
+        .send(py, head)
+        .and_then(|()| r.send(py, Event::Data(body)))
+        .and_then(|()| r.send(py, Event::End));
 }
 
 /// Logs an exception from the app, naming the request, with its traceback.

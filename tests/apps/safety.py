@@ -67,6 +67,7 @@ def fileno_closed_by_tell(environ, start_response):
 
 ROUTES = {
     "/hello": hello,
+    "/panic": hello,
     "/fileno-negative": fileno_negative,
     "/fileno-closed-by-tell": fileno_closed_by_tell,
 }
