@@ -24,8 +24,9 @@ fn safety(threads: &str, extra: &[&str]) -> Server {
 
 /// A panic in rwsgi while serving a request (caused on purpose through
 /// the test-only `RWSGI_TEST_ONLY_PANIC_ON_PATH`) fails that request with
-/// a 500, is logged at error naming the request and the cause, and leaves
-/// every Python thread serving: more panics than threads, then requests.
+/// a 500, is logged at error naming the request and the cause, still
+/// calls the body's `close()`, and leaves every Python thread serving:
+/// more panics than threads, then requests.
 #[test]
 fn a_panic_serving_a_request_is_a_500_logged_with_its_cause_and_the_threads_serve_on() {
     for threads in ["2", "1"] {
@@ -44,6 +45,10 @@ fn a_panic_serving_a_request_is_a_500_logged_with_its_cause_and_the_threads_serv
             server.wait_log("rwsgi panicked serving GET /panic: test-only panic", 5),
             "{threads} threads: no log line naming the request and the cause:\n{}",
             server.log()
+        );
+        assert!(
+            server.wait_log("close() called for /panic", 5),
+            "{threads} threads: the body's close() was not called"
         );
         let log = server.log();
         let line = log.lines().find(|l| l.contains("rwsgi panicked")).unwrap();

@@ -74,6 +74,9 @@ pub struct AppCall {
     /// Panic before sending the body (tests only, see
     /// [`panics::TEST_ONLY_PANIC_ENV`]).
     test_only_panic: bool,
+    /// Whether `close()` was called, so that after a panic it is called
+    /// if it was not, and only then.
+    closed: bool,
 }
 
 impl Drop for AppCall {
@@ -145,6 +148,7 @@ impl AppCall {
                 iterator: None,
                 known_length: None,
                 test_only_panic: panics::test_only_panic_requested(&label),
+                closed: false,
                 label,
             }),
             Ok(Err(e)) => Err(fail(py, &responder, &label, "the app raised", &e)),
@@ -159,7 +163,13 @@ impl AppCall {
             Ok(progress) => progress,
             Err(panic) => {
                 let responder = self.responder.bind(py);
-                Progress::Done(fail_panicked(py, responder, &self.label, &*panic))
+                let outcome = fail_panicked(py, responder, &self.label, &*panic);
+                if !std::mem::replace(&mut self.closed, true) {
+                    if let Err(e) = close(py, self.iterable.bind(py)) {
+                        log_app_error(py, &self.label, "the app's close() raised", &e);
+                    }
+                }
+                Progress::Done(outcome)
             }
         }
     }
@@ -175,6 +185,7 @@ impl AppCall {
         if let Ok(Ok(false)) = sent {
             return Progress::More;
         }
+        self.closed = true;
         let closed = close(py, &iterable);
         let label = &self.label;
         Progress::Done(match (sent, closed) {

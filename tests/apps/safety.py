@@ -54,6 +54,23 @@ def hello(environ, start_response):
     return [b"hello"]
 
 
+class Closing(list):
+    """A body whose close() says in the log that it was called."""
+
+    def __init__(self, items, errors, label):
+        super().__init__(items)
+        self.errors = errors
+        self.label = label
+
+    def close(self):
+        self.errors.write("close() called for %s\n" % self.label)
+
+
+def closing(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing([b"not sent"], environ["wsgi.errors"], environ["PATH_INFO"])
+
+
 def fileno_negative(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return environ["wsgi.file_wrapper"](NegativeFileno(b"iterated, not sent " * 500), 1000)
@@ -67,7 +84,7 @@ def fileno_closed_by_tell(environ, start_response):
 
 ROUTES = {
     "/hello": hello,
-    "/panic": hello,
+    "/panic": closing,
     "/fileno-negative": fileno_negative,
     "/fileno-closed-by-tell": fileno_closed_by_tell,
 }
