@@ -15,7 +15,7 @@ use super::input::Input;
 use super::interpreter::LoadedApp;
 use super::panics;
 use super::recycle;
-use super::responder::{Disconnected, Responder};
+use super::responder::{claim, Disconnected, Responder};
 use crate::exchange::{Event, Job, RequestLabel};
 use crate::protocol::response::Head;
 
@@ -49,7 +49,8 @@ pub fn run(
     match AppCall::start(py, app, facts, job) {
         Ok(mut call) => loop {
             if let Progress::Done(outcome) = call.advance(py, false) {
-                return (outcome, call.responder.borrow(py).waited());
+                let waited = call.responder.bind(py).try_borrow().map(|r| r.waited());
+                return (outcome, waited.unwrap_or_default());
             }
         },
         Err(outcome) => (outcome, std::time::Duration::ZERO),
@@ -240,7 +241,7 @@ impl AppCall {
             if data.is_empty() {
                 continue;
             }
-            let mut r = responder.borrow_mut();
+            let mut r = claim(responder)?;
             if !r.head_sent() {
                 if let Err(gone) = r.send_head(py, self.known_length)? {
                     return Ok(Err(gone));
@@ -270,13 +271,13 @@ fn send_file(
     // Checked first: the descriptor is duplicated only for a file that
     // will be sent. Not borrowed across `sendable`, which runs the app's
     // code (that may call `start_response`).
-    if !responder.borrow().started() {
+    if !claim(responder)?.started() {
         return Ok(None);
     }
     let Some(file) = wrapper.borrow().sendable(py) else {
         return Ok(None);
     };
-    let mut r = responder.borrow_mut();
+    let mut r = claim(responder)?;
     if let Err(gone) = r.send_head(py, Some(file.len))? {
         return Ok(Some(Err(gone)));
     }
@@ -387,7 +388,10 @@ fn close(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
 
 /// Completes a response whose body was fully iterated.
 fn finish(py: Python<'_>, responder: &Bound<'_, Responder>, label: &RequestLabel) -> Outcome {
-    let mut r = responder.borrow_mut();
+    let mut r = match claim(responder) {
+        Ok(r) => r,
+        Err(e) => return fail(py, responder, label, "the app broke the WSGI protocol", &e),
+    };
     if !r.started() {
         drop(r);
         let e = pyo3::exceptions::PyRuntimeError::new_err(
@@ -419,7 +423,12 @@ fn fail(
     what: &str,
     err: &PyErr,
 ) -> Outcome {
-    let mut r = responder.borrow_mut();
+    let Ok(mut r) = responder.try_borrow_mut() else {
+        // Another of the app's threads is in `write()`: the response is
+        // theirs to end (the connection answers 500 if they do not).
+        log_app_error(py, label, what, err);
+        return Outcome::AppError;
+    };
     if r.gone() {
         return Outcome::ClientGone;
     }
@@ -479,6 +488,44 @@ pub fn log_app_error(py: Python<'_>, label: &RequestLabel, what: &str, err: &PyE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::EventSink;
+
+    /// An app call to an app returning `[b'hello']`, its events buffered.
+    fn hello_call(py: Python<'_>) -> AppCall {
+        let module = pyo3::types::PyModule::from_code(
+            py,
+            c"def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hello']\n",
+            c"hello_call.py",
+            c"hello_call",
+        )
+        .unwrap();
+        let app = LoadedApp {
+            callable: module.getattr("application").unwrap().unbind(),
+            file_wrapper: py.get_type::<FileWrapper>().into_any().unbind(),
+        };
+        let facts = WorkerFacts {
+            multithread: true,
+            multiprocess: false,
+        };
+        let mut job = Job::get_for_tests();
+        job.events = EventSink::buffer().0;
+        AppCall::start(py, &app, facts, job).unwrap_or_else(|_| panic!("the app ran"))
+    }
+
+    /// One of the app's threads waiting in `write()` holds the responder:
+    /// the body cannot go out, which is the app's doing, not a bug of
+    /// rwsgi's (no panic, no worker replaced).
+    #[test]
+    fn a_responder_held_by_an_app_thread_fails_the_request_as_an_app_error() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mut call = hello_call(py);
+            let responder = call.responder.clone_ref(py);
+            let in_write = responder.bind(py).borrow_mut();
+            assert_eq!(call.advance(py, false), Progress::Done(Outcome::AppError));
+            drop(in_write);
+        });
+    }
 
     /// A large piece is shared with its bytes object, and stays readable
     /// on a thread that is not attached to Python once the app's own

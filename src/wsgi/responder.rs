@@ -220,6 +220,17 @@ impl Responder {
     }
 }
 
+/// `responder`, for the server's thread to send with; an exception, for
+/// the app, if one of the app's own threads is in `write()` with it
+/// (borrowing it regardless would panic).
+pub(super) fn claim<'py>(responder: &Bound<'py, Responder>) -> PyResult<PyRefMut<'py, Responder>> {
+    responder.try_borrow_mut().map_err(|_| {
+        PyRuntimeError::new_err(
+            "the response could not be sent: another of the app's threads is in its write()",
+        )
+    })
+}
+
 /// The responder, or the error for a `start_response` or `write()` called
 /// while it is in use: another of the app's threads is in `write()`,
 /// waiting for the client with the GIL released. Borrowing it regardless
