@@ -3,8 +3,10 @@
 //! the request's responder is still at hand ([`super::call`]), so the
 //! request fails with a 500 (or is cut short if its head is out) instead
 //! of the thread vanishing with it, and it is logged at error naming the
-//! request and the cause. The worker is then replaced: a thread that
-//! panicked may have left shared state half changed.
+//! request and the cause. The thread serves on, and the pool tells its
+//! observer (`PoolObserver::thread_panicked`), which should have the
+//! worker replaced: a thread that panicked may have left shared state half
+//! changed.
 //!
 //! Also owns the test-only way to cause one, since no request can make
 //! rwsgi panic on purpose.
@@ -63,8 +65,8 @@ pub fn log(label: &RequestLabel, cause: &str) {
     tracing::error!(
         source = "rwsgi",
         request = %label,
-        "internal error: rwsgi panicked serving {label}: {cause}; \
-         the request failed and this worker will be replaced"
+        "internal error: rwsgi panicked serving {label}: {cause} \
+         (a bug; the request failed)"
     );
 }
 
