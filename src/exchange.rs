@@ -30,13 +30,18 @@ impl Job {
     /// A bodiless `GET /` whose response events are buffered, as inline
     /// calls take them.
     pub fn get_for_tests() -> Job {
+        Job::get_for_tests_at(b"/")
+    }
+
+    /// A bodiless `GET path`, its events buffered.
+    pub fn get_for_tests_at(path: &'static [u8]) -> Job {
         let request = Request {
             vars: vec![
                 (
                     Bytes::from_static(b"REQUEST_METHOD"),
                     Bytes::from_static(b"GET"),
                 ),
-                (Bytes::from_static(b"PATH_INFO"), Bytes::from_static(b"/")),
+                (Bytes::from_static(b"PATH_INFO"), Bytes::from_static(path)),
             ],
             body: crate::protocol::BodyFraming::Length(0),
             keep_alive: true,
@@ -191,6 +196,14 @@ pub trait PoolObserver: Send + Sync + 'static {
     fn job_finished(&self, thread: usize, app_error: bool);
     /// Jobs now waiting for a thread.
     fn queue_depth(&self, depth: usize);
+    /// Thread `thread` caught a panic of rwsgi's own (a bug) while serving
+    /// a request, after `job_finished` for it. The thread serves on, but
+    /// what it shares with the others may be half changed: the worker
+    /// should be replaced. The default does nothing, for observers that
+    /// only count.
+    fn thread_panicked(&self, thread: usize) {
+        let _ = thread;
+    }
 }
 
 /// Runs the app on the calling (I/O) thread, a step at a time, when a

@@ -2,7 +2,7 @@
 //! around a regular file with a `fileno()`, the connection sends it with
 //! sendfile; otherwise it is an ordinary iterable of blocks.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -65,14 +65,15 @@ impl FileWrapper {
 }
 
 impl FileWrapper {
-    /// The wrapped object as a sendfile-able regular file, if it is one.
+    /// The wrapped object as a sendfile-able regular file, if it is one;
+    /// `None` sends it by iteration instead.
+    ///
+    /// `fileno()` is asked last: any Python code run between learning the
+    /// descriptor's number and duplicating it (the app's `flush()` or
+    /// `tell()`) could close that descriptor, and a file opened meanwhile
+    /// would get its number: the response would be another file.
     pub fn sendable(&self, py: Python<'_>) -> Option<SendableFile> {
         let filelike = self.filelike.bind(py);
-        let fd: i32 = filelike
-            .call_method0(pyo3::intern!(py, "fileno"))
-            .ok()?
-            .extract()
-            .ok()?;
         // Flush Python-side write buffers and learn the logical position
         // (a buffered reader may have read ahead of it).
         let _ = filelike.call_method0(pyo3::intern!(py, "flush"));
@@ -80,10 +81,12 @@ impl FileWrapper {
             .call_method0(pyo3::intern!(py, "tell"))
             .ok()
             .and_then(|t| t.extract().ok());
-        // SAFETY: fd is the app's open descriptor, borrowed only to dup it.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let owned = borrowed.try_clone_to_owned().ok()?;
-        let file = std::fs::File::from(owned);
+        let fd: RawFd = filelike
+            .call_method0(pyo3::intern!(py, "fileno"))
+            .ok()?
+            .extract()
+            .ok()?;
+        let file = std::fs::File::from(dup_cloexec(fd)?);
         let meta = file.metadata().ok()?;
         if !meta.is_file() {
             return None;
@@ -98,5 +101,66 @@ impl FileWrapper {
         };
         let len = meta.len().saturating_sub(offset);
         Some(SendableFile { file, offset, len })
+    }
+}
+
+/// A duplicate of the app's descriptor `fd`, close-on-exec: the response
+/// is sent from it even if the app closes its file meanwhile, and it does
+/// not leak into a process the app (or a hook) starts. `None` if `fd` is
+/// not an open descriptor: a negative `fileno()` means "none", and a
+/// number may be stale.
+fn dup_cloexec(fd: RawFd) -> Option<OwnedFd> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fcntl only reads the number; on a closed or invalid one it
+    // fails with EBADF. (A `BorrowedFd` would promise an open descriptor,
+    // which the app's word does not make true.)
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    // SAFETY: a new descriptor, owned by nothing else.
+    (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapper(py: Python<'_>, code: &std::ffi::CStr) -> FileWrapper {
+        let filelike = py.eval(code, None, None).unwrap().unbind();
+        FileWrapper::new(filelike, 8192)
+    }
+
+    #[test]
+    fn a_negative_fileno_is_no_descriptor() {
+        Python::initialize();
+        Python::attach(|py| {
+            let negative = wrapper(
+                py,
+                c"type('F', (), {'fileno': lambda self: -1, 'read': lambda self, n: b''})()",
+            );
+            assert!(negative.sendable(py).is_none());
+        });
+    }
+
+    /// The duplicate must not outlive an exec: a child the app starts
+    /// would hold the file open.
+    #[test]
+    fn the_duplicated_descriptor_is_closed_on_exec() {
+        Python::initialize();
+        let path = std::env::temp_dir().join(format!("rwsgi-fw-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        Python::attach(|py| {
+            let code =
+                std::ffi::CString::new(format!("open({:?}, 'rb')", path.display().to_string()))
+                    .unwrap();
+            let file = wrapper(py, &code);
+            let sendable = file.sendable(py).expect("a regular file");
+            assert_eq!((sendable.offset, sendable.len), (0, 10));
+            // SAFETY: F_GETFD on a descriptor the test owns.
+            let flags = unsafe { libc::fcntl(sendable.file.as_raw_fd(), libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+            file.close(py).unwrap();
+        });
+        std::fs::remove_file(&path).unwrap();
     }
 }

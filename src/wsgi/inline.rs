@@ -107,6 +107,9 @@ impl Call {
         self.service.record(self.busy);
         if let Some(o) = &self.observer {
             o.job_finished(0, outcome == Outcome::AppError);
+            if outcome == Outcome::Panicked {
+                o.thread_panicked(0);
+            }
         }
     }
 }

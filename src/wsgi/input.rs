@@ -2,19 +2,19 @@
 //! body is read from memory; a streamed one arrives piece by piece from the
 //! connection, and every wait for it releases the GIL.
 
-use bytes::{Bytes, BytesMut};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use tokio::sync::mpsc;
 
+use super::pending::Pending;
 use crate::exchange::{Body, BodyMsg};
 
 /// The `wsgi.input` object of one request.
 #[pyclass(module = "rwsgi")]
 pub struct Input {
     /// Bytes received but not yet read by the app.
-    pending: Bytes,
+    pending: Pending,
     /// Pieces still to come (`None` for a buffered body or after the end).
     source: Option<mpsc::Receiver<BodyMsg>>,
     /// Why the body could not be read to its end, raised on the next read.
@@ -25,7 +25,10 @@ impl Input {
     /// Lets go of the body's memory and channel, for reuse by the
     /// thread's next request.
     pub(super) fn clear_for_reuse(&mut self) {
-        *self = Input::new(Body::Buffered(Bytes::new()));
+        // The queue keeps its capacity for the next request's pieces.
+        self.pending.clear();
+        self.source = None;
+        self.failed = None;
     }
 }
 
@@ -34,12 +37,12 @@ impl Input {
     pub fn new(body: Body) -> Self {
         match body {
             Body::Buffered(bytes) => Input {
-                pending: bytes,
+                pending: Pending::of(bytes),
                 source: None,
                 failed: None,
             },
             Body::Stream(rx) => Input {
-                pending: Bytes::new(),
+                pending: Pending::default(),
                 source: Some(rx),
                 failed: None,
             },
@@ -59,14 +62,7 @@ impl Input {
         let msg = py.detach(|| rx.blocking_recv());
         match msg {
             Some(BodyMsg::Data(data)) => {
-                if self.pending.is_empty() {
-                    self.pending = data;
-                } else {
-                    let mut joined = BytesMut::with_capacity(self.pending.len() + data.len());
-                    joined.extend_from_slice(&self.pending);
-                    joined.extend_from_slice(&data);
-                    self.pending = joined.freeze();
-                }
+                self.pending.push(data);
                 Ok(true)
             }
             Some(BodyMsg::End) => {
@@ -91,23 +87,14 @@ impl Input {
         }
     }
 
-    /// Takes up to `n` bytes (all, for `None`) into a bytes object.
-    fn take<'py>(&mut self, py: Python<'py>, n: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
-        match n {
-            None => {
-                while self.fill(py)? {}
-                let all = std::mem::take(&mut self.pending);
-                Ok(PyBytes::new(py, &all))
-            }
-            Some(n) => {
-                if self.pending.is_empty() && n > 0 {
-                    self.fill(py)?;
-                }
-                let take = n.min(self.pending.len());
-                let chunk = self.pending.split_to(take);
-                Ok(PyBytes::new(py, &chunk))
-            }
-        }
+    /// Takes up to `n` of the pending bytes into a bytes object: the one
+    /// copy each byte of the body goes through.
+    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let n = n.min(self.pending.len());
+        PyBytes::new_with(py, n, |out| {
+            self.pending.take_into(out);
+            Ok(())
+        })
     }
 
     /// Reads one line of at most `limit` bytes.
@@ -116,22 +103,20 @@ impl Input {
         py: Python<'py>,
         limit: Option<usize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let cap = limit.unwrap_or(usize::MAX);
+        // What was searched already holds no newline: each piece is
+        // searched once however long the line.
         let mut searched = 0;
         loop {
-            let cap = limit.unwrap_or(usize::MAX);
-            if let Some(pos) = self.pending[searched..].iter().position(|&b| b == b'\n') {
-                let end = (searched + pos + 1).min(cap);
-                let line = self.pending.split_to(end);
-                return Ok(PyBytes::new(py, &line));
+            if let Some(at) = self.pending.find_newline(searched) {
+                return self.take(py, (at + 1).min(cap));
             }
             if self.pending.len() >= cap {
-                let line = self.pending.split_to(cap);
-                return Ok(PyBytes::new(py, &line));
+                return self.take(py, cap);
             }
             searched = self.pending.len();
             if !self.fill(py)? {
-                let rest = std::mem::take(&mut self.pending);
-                return Ok(PyBytes::new(py, &rest));
+                return self.take(py, usize::MAX);
             }
         }
     }
@@ -148,11 +133,9 @@ impl Input {
     /// negative or None. Returns fewer only at the end of the body.
     #[pyo3(signature = (size=None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let Some(n) = size_arg(size) else {
-            return self.take(py, None);
-        };
+        let n = size_arg(size).unwrap_or(usize::MAX);
         while self.pending.len() < n && self.fill(py)? {}
-        self.take(py, Some(n))
+        self.take(py, n)
     }
 
     /// Reads one line (ending in `\n`), of at most `size` bytes.
@@ -197,5 +180,103 @@ impl Input {
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.line(py, None)?;
         Ok((!line.as_bytes().is_empty()).then_some(line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::super::pending::COPIED;
+    use super::*;
+
+    /// An input over a body streamed in `pieces`, all already sent.
+    fn streamed(pieces: &[Vec<u8>]) -> Input {
+        let (tx, rx) = mpsc::channel(pieces.len() + 1);
+        for piece in pieces {
+            tx.try_send(BodyMsg::Data(Bytes::copy_from_slice(piece)))
+                .unwrap();
+        }
+        tx.try_send(BodyMsg::End).unwrap();
+        Input::new(Body::Stream(rx))
+    }
+
+    /// Bytes copied out of pending bodies by `f` on this thread.
+    fn copies(f: impl FnOnce()) -> usize {
+        let before = COPIED.with(|c| c.get());
+        f();
+        COPIED.with(|c| c.get()) - before
+    }
+
+    /// A thousand 4 KiB pieces without a newline.
+    fn many_pieces() -> Vec<Vec<u8>> {
+        (0..1000u32)
+            .map(|i| vec![b'a' + (i % 26) as u8; 4096])
+            .collect()
+    }
+
+    #[test]
+    fn reading_a_streamed_body_copies_each_byte_once() {
+        Python::initialize();
+        let pieces = many_pieces();
+        let expected = pieces.concat();
+        Python::attach(|py| {
+            let mut all = streamed(&pieces);
+            let copied = copies(|| assert_eq!(all.read(py, None).unwrap().as_bytes(), expected));
+            assert_eq!(copied, expected.len(), "read()");
+
+            let mut sized = streamed(&pieces);
+            let n = Some(expected.len() as isize);
+            let copied = copies(|| assert_eq!(sized.read(py, n).unwrap().as_bytes(), expected));
+            assert_eq!(copied, expected.len(), "read(n)");
+
+            let mut line = streamed(&pieces);
+            let copied =
+                copies(|| assert_eq!(line.readline(py, None).unwrap().as_bytes(), expected));
+            assert_eq!(copied, expected.len(), "readline() over one long line");
+        });
+    }
+
+    /// Lines split across pieces anywhere come out whole, and sizes
+    /// still cut them.
+    #[test]
+    fn lines_split_across_pieces_are_read_whole() {
+        Python::initialize();
+        let pieces: Vec<Vec<u8>> = [&b"ab\ncd"[..], b"e", b"f\n", b"\ngh", b"ij"]
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        Python::attach(|py| {
+            let mut input = streamed(&pieces);
+            let mut lines = Vec::new();
+            loop {
+                let line = input.readline(py, None).unwrap().as_bytes().to_vec();
+                if line.is_empty() {
+                    break;
+                }
+                lines.push(line);
+            }
+            assert_eq!(lines, [&b"ab\n"[..], b"cdef\n", b"\n", b"ghij"]);
+
+            let mut input = streamed(&pieces);
+            let cut: Vec<Vec<u8>> = [Some(2), Some(2), Some(10), Some(0), None]
+                .into_iter()
+                .map(|n| input.readline(py, n).unwrap().as_bytes().to_vec())
+                .collect();
+            assert_eq!(cut, [&b"ab"[..], b"\n", b"cdef\n", b"", b"\n"]);
+
+            let mut input = streamed(&pieces);
+            let read: Vec<Vec<u8>> = [Some(1), Some(4), Some(-1)]
+                .into_iter()
+                .map(|n| input.read(py, n).unwrap().as_bytes().to_vec())
+                .collect();
+            assert_eq!(read, [&b"a"[..], b"b\ncd", b"ef\n\nghij"]);
+            assert!(input.read(py, None).unwrap().as_bytes().is_empty());
+
+            let mut input = streamed(&pieces);
+            let lines = input.readlines(py, Some(4)).unwrap();
+            assert_eq!(lines.len(), 2, "readlines stops once the hint is reached");
+            assert_eq!(input.readline(py, None).unwrap().as_bytes(), b"\n");
+        });
     }
 }

@@ -10,9 +10,11 @@
 //! - `inline`: running the app on the I/O thread when there is one Python
 //!   thread.
 //! - `call`: one request: call the app, iterate its body, `close()` it.
+//! - `panics`: rwsgi's own panics on a request, caught and logged.
 //! - `environ`: the environ dict from a request's CGI variables.
 //! - `shapes`: per-thread environ snapshots by request shape.
 //! - `input`: `wsgi.input`.
+//! - `pending`: the unread part of a request body, a queue of pieces.
 //! - `responder`: `start_response` and `write()`.
 //! - `file_wrapper`: `wsgi.file_wrapper`.
 //! - `errors`: `wsgi.errors`, written to the server log.
@@ -25,6 +27,8 @@ mod file_wrapper;
 mod inline;
 mod input;
 pub mod interpreter;
+mod panics;
+mod pending;
 pub mod pool;
 mod recycle;
 mod responder;

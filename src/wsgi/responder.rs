@@ -174,7 +174,7 @@ impl Responder {
         let py = slf.py();
         let Some(headers) = headers else {
             if status.is_instance_of::<PyBytes>() {
-                slf.borrow_mut().write(py, status)?;
+                busy_or(slf.try_borrow_mut())?.write(py, status)?;
                 return Ok(py.None().into_bound(py));
             }
             return Err(PyTypeError::new_err(
@@ -184,7 +184,7 @@ impl Responder {
         };
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
-            let mut this = slf.borrow_mut();
+            let mut this = busy_or(slf.try_borrow_mut())?;
             if this.ended {
                 return Err(ended_error("start_response"));
             }
@@ -218,6 +218,29 @@ impl Responder {
             )),
         }
     }
+}
+
+/// `responder`, for the server's thread to send with; an exception, for
+/// the app, if one of the app's own threads is in `write()` with it
+/// (borrowing it regardless would panic).
+pub(super) fn claim<'py>(responder: &Bound<'py, Responder>) -> PyResult<PyRefMut<'py, Responder>> {
+    responder.try_borrow_mut().map_err(|_| {
+        PyRuntimeError::new_err(
+            "the response could not be sent: another of the app's threads is in its write()",
+        )
+    })
+}
+
+/// The responder, or the error for a `start_response` or `write()` called
+/// while it is in use: another of the app's threads is in `write()`,
+/// waiting for the client with the GIL released. Borrowing it regardless
+/// would panic.
+fn busy_or<T>(borrowed: Result<T, pyo3::pycell::PyBorrowMutError>) -> PyResult<T> {
+    borrowed.map_err(|_| {
+        PyRuntimeError::new_err(
+            "start_response/write() called while another thread is sending this response",
+        )
+    })
 }
 
 /// The error for a `start_response` or `write()` kept past its request.
@@ -369,4 +392,36 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An app thread calling `write()` while another of its threads waits
+    /// in `write()` gets an exception it can handle, not a panic.
+    #[test]
+    fn start_response_on_a_responder_in_use_raises_a_runtime_error() {
+        Python::initialize();
+        Python::attach(|py| {
+            let responder = Bound::new(py, Responder::new(EventSink::buffer().0)).unwrap();
+            let in_use = responder.borrow_mut();
+            let headers = pyo3::types::PyList::empty(py);
+            for args in [
+                PyTuple::new(py, [PyBytes::new(py, b"data").into_any()]).unwrap(),
+                PyTuple::new(
+                    py,
+                    [
+                        "200 OK".into_pyobject(py).unwrap().into_any(),
+                        headers.into_any(),
+                    ],
+                )
+                .unwrap(),
+            ] {
+                let err = responder.call1(args).unwrap_err();
+                assert!(err.is_instance_of::<PyRuntimeError>(py), "{err}");
+            }
+            drop(in_use);
+        });
+    }
 }
