@@ -50,6 +50,11 @@ fn a_panic_serving_a_request_is_a_500_logged_with_its_cause_and_the_threads_serv
             server.wait_log("close() called for /panic", 5),
             "{threads} threads: the body's close() was not called"
         );
+        assert!(
+            server.wait_log("recycling worker 1: rwsgi panicked serving a request", 10),
+            "{threads} threads: the worker was not replaced:\n{}",
+            server.log()
+        );
         let log = server.log();
         let line = log.lines().find(|l| l.contains("rwsgi panicked")).unwrap();
         assert!(line.contains("ERROR"), "logged at error: {line}");

@@ -20,6 +20,9 @@ pub enum Recycle {
     Rss = 3,
     /// A request ran past `--harakiri`.
     Harakiri = 4,
+    /// rwsgi panicked serving a request (a bug): what the worker shares
+    /// between requests may be half changed.
+    Panic = 5,
 }
 
 impl Recycle {
@@ -29,6 +32,7 @@ impl Recycle {
             2 => Recycle::Lifetime,
             3 => Recycle::Rss,
             4 => Recycle::Harakiri,
+            5 => Recycle::Panic,
             _ => Recycle::No,
         }
     }
@@ -41,6 +45,7 @@ impl Recycle {
             Recycle::Lifetime => "max-worker-lifetime reached",
             Recycle::Rss => "reload-on-rss exceeded",
             Recycle::Harakiri => "harakiri",
+            Recycle::Panic => "rwsgi panicked serving a request",
         }
     }
 }

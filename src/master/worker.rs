@@ -431,6 +431,10 @@ impl Siblings for WorkerWatch {
 }
 
 impl PoolObserver for WorkerWatch {
+    fn thread_panicked(&self, _thread: usize) {
+        self.recycle(Recycle::Panic);
+    }
+
     fn job_started(&self, thread: usize) {
         let slot = self.slot();
         slot.busy.fetch_add(1, Ordering::Relaxed);
