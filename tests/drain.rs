@@ -219,7 +219,8 @@ fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
     common::signal(server.pid(), libc_sig::SIGTERM);
     assert!(
         wait_until(30, || !server.alive()),
-        "the server did not stop"
+        "the server did not stop:\n{}",
+        server.log()
     );
     let (sent, answered, closes, lost) = load.finish();
     println!("{sent} sent, {answered} answered, {closes} with Connection: close");

@@ -90,6 +90,15 @@ pub enum BoundSocket {
     Unix(std::os::unix::net::UnixListener, PathBuf),
 }
 
+impl std::os::fd::AsRawFd for BoundSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            BoundSocket::Tcp(l) => l.as_raw_fd(),
+            BoundSocket::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+}
+
 /// How long (seconds) a TCP listener with deferred accept holds a connection
 /// that has sent nothing before handing it over anyway. Linux counts it in
 /// SYN-ACK retransmissions, and one second is one: a client that connects
@@ -276,6 +285,11 @@ async fn accept_ready<L: AsRawFd, T>(
 ) -> io::Result<T> {
     loop {
         let mut ready = listener.readable().await?;
+        if ready.ready().is_read_closed() {
+            // The master shut the socket down (a stop). The readiness
+            // stays set for good, so waiting again would spin.
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         if let Some(deferral) = deferral {
             deferral.turn().await;
         }
@@ -354,6 +368,8 @@ async fn serve_listener<A: Acceptor>(listener: A, ctx: Arc<ListenerContext>) -> 
                 // them all (and serving them on one core).
                 tokio::task::yield_now().await;
             }
+            // The master shut the socket down: the server is stopping.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(()),
             Err(e) => accept_failed(&ctx.name, e).await,
         }
     }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -540,10 +541,16 @@ impl Supervisor<'_> {
         );
         sd_notify("STOPPING=1");
         self.stopping = Some(deadline);
-        // Stop listening now (the workers close their copies as they
-        // drain): a client connecting during the stop is refused at once
-        // and can go elsewhere, instead of waiting in the backlog for a
-        // reset when the last process exits.
+        // Stop listening before any worker hears of the stop. shutdown()
+        // acts on the socket every worker shares, so a client connecting
+        // from now on is refused at once and can go elsewhere; closed one
+        // process at a time, the socket would queue connections until the
+        // last copy closed, then reset them, requests and all (a kept-alive
+        // client told to close by a draining worker reconnects at once).
+        for (_, socket) in &self.sockets.listeners {
+            // SAFETY: shutdown(2) on a listening socket this process owns.
+            unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RD) };
+        }
         self.sockets.listeners.clear();
         self.daemons.stop(false, true);
         let sig = if graceful {

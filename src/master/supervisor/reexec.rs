@@ -28,10 +28,7 @@ impl Supervisor<'_> {
         let mut passed: Vec<RawFd> = Vec::new();
         let mut fds = String::new();
         for (spec, socket) in &self.sockets.listeners {
-            let fd = match socket {
-                BoundSocket::Tcp(l) => l.as_raw_fd(),
-                BoundSocket::Unix(l, _) => l.as_raw_fd(),
-            };
+            let fd = socket.as_raw_fd();
             passed.push(fd);
             fds.push_str(&format!("{fd}|{}|{}\n", spec.protocol.name(), spec.addr));
         }
