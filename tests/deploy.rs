@@ -3,6 +3,8 @@
 //! - every `nginx/` file, rendered (only paths and ports replaced, see
 //!   `tests/common/deploy/mod.rs`) and run by a real nginx in front of the real
 //!   binary: the app answers through it, nginx serves the static files;
+//! - `nginx/nginx.conf` as shipped, run the way its header says
+//!   (`nginx -p DIR -c nginx.conf`) with `nginx/http.conf` rendered beside it;
 //! - `nginx/upstream.conf` in front of three rwsgi instances under steady
 //!   load while one is SIGKILLed and later restarted;
 //! - `deploy/docker-compose.yml` against the Compose specification, and
@@ -25,8 +27,9 @@ use common::libc_sig;
 use serde_json::Value;
 
 /// Every file of `nginx/`; each has a test below that runs it.
-const NGINX_FILES: [&str; 5] = [
+const NGINX_FILES: [&str; 6] = [
     "http.conf",
+    "nginx.conf",
     "scgi.conf",
     "upstream.conf",
     "uwsgi-tcp.conf",
@@ -138,6 +141,167 @@ fn nginx_upstream_conf_serves_the_app_and_static_files() {
     site_serves_the_app_and_static_files("upstream.conf", |r| {
         vec!["--uwsgi-socket".into(), arg(r.run_dir().join("app-1.sock"))]
     });
+}
+
+/// nginx started as `nginx -p <prefix> -c nginx.conf`, exactly as
+/// `nginx/nginx.conf` says to: a master and its workers, in the
+/// foreground. Stopped by the master's pid (SIGQUIT, then SIGKILL).
+struct PrefixNginx {
+    child: std::process::Child,
+    prefix: PathBuf,
+}
+
+impl PrefixNginx {
+    /// Starts it and waits until it listens on `addr` with its own pid
+    /// file written (someone else may hold a port that accepts). `Err`
+    /// carries its logs.
+    fn start(prefix: &Path, addr: &str) -> Result<PrefixNginx, String> {
+        let out = std::fs::File::create(prefix.join("stderr.log")).unwrap();
+        let child = Command::new(common::nginx::nginx_binary())
+            .arg("-p")
+            .arg(prefix)
+            .args(["-c", "nginx.conf"])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start nginx (run scripts/test.sh to install it)");
+        let mut nginx = PrefixNginx {
+            child,
+            prefix: prefix.to_path_buf(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                return Err(format!("nginx exited ({status})\n{}", nginx.logs()));
+            }
+            let pid = std::fs::read_to_string(prefix.join("nginx.pid")).unwrap_or_default();
+            if pid.trim() == nginx.child.id().to_string()
+                && std::net::TcpStream::connect(addr).is_ok()
+            {
+                return Ok(nginx);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("nginx did not listen in 10 s\n{}", nginx.logs()));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its stderr and error log.
+    fn logs(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.prefix.join(name)).unwrap_or_default();
+        format!(
+            "--- nginx stderr ---\n{}--- nginx error.log ---\n{}",
+            read("stderr.log"),
+            read("error.log")
+        )
+    }
+
+    /// SIGQUIT (nginx's graceful stop) to the master; its exit status if
+    /// it exits within `secs`.
+    fn quit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        common::signal(self.child.id(), libc_sig::SIGQUIT);
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for PrefixNginx {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) && self.quit(10).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn nginx_conf_runs_from_its_prefix_in_front_of_http_conf() {
+    let dir = common::temp_dir("nginx.conf");
+    let r = Rendering::new(&dir);
+    let args = [
+        "--http-socket".into(),
+        r.http.clone(),
+        "--wsgi-file".into(),
+        arg(common::apps().join("pep3333.py")),
+    ];
+    let mut rwsgi = Instance::rwsgi(&args, &dir.join("rwsgi.log"));
+    rwsgi.wait_tcp(&r.http);
+
+    // The files the header copies: nginx.conf and mime.types as they
+    // are, http.conf with its listen (and here its upstream) changed.
+    let mut started = None;
+    for attempt in 0..3 {
+        let prefix = dir.join(format!("prefix-{attempt}"));
+        std::fs::create_dir_all(&prefix).unwrap();
+        std::fs::write(prefix.join("nginx.conf"), nginx_file("nginx.conf")).unwrap();
+        std::fs::copy("/etc/nginx/mime.types", prefix.join("mime.types"))
+            .expect("/etc/nginx/mime.types: run scripts/test.sh (it installs nginx)");
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        std::fs::write(
+            prefix.join("http.conf"),
+            r.render(&nginx_file("http.conf"), &addr),
+        )
+        .unwrap();
+        match PrefixNginx::start(&prefix, &addr) {
+            Ok(nginx) => {
+                started = Some((nginx, prefix, addr));
+                break;
+            }
+            Err(logs) if logs.contains("Address already in use") => continue,
+            Err(logs) => panic!("nginx -c nginx.conf did not start: {logs}"),
+        }
+    }
+    let (mut nginx, prefix, addr) = started.expect("no free loopback port in 3 tries");
+    let context = || format!("{}\n--- rwsgi ---\n{}", nginx.logs(), rwsgi.log());
+
+    let r1 = http_request(&addr, "GET", "/a%20b?q=1", b"").unwrap();
+    assert_eq!(r1.status, 200, "{}\n{}", r1.text(), context());
+    let environ: Value = serde_json::from_slice(&r1.body).unwrap();
+    assert_eq!(environ["environ"]["PATH_INFO"], "/a b", "{}", r1.text());
+    let body = b"a body through nginx.conf";
+    let r2 = http_request(&addr, "POST", "/echo", body).unwrap();
+    assert_eq!((r2.status, r2.body.as_slice()), (200, &body[..]));
+    let css = "body { color: #222 }\n";
+    std::fs::write(r.static_dir().join("site.css"), css).unwrap();
+    let r3 = http_request(&addr, "GET", "/static/site.css", b"").unwrap();
+    assert_eq!((r3.status, r3.text().as_str()), (200, css), "{}", context());
+    assert_eq!(r3.header("content-type"), Some("text/css"));
+
+    // Its state is all in the prefix.
+    for name in [
+        "nginx.pid",
+        "error.log",
+        "access.log",
+        "client_body",
+        "proxy",
+    ] {
+        assert!(prefix.join(name).exists(), "no {name} in the prefix");
+    }
+    // A graceful stop of the master takes its workers along.
+    let workers = common::children(nginx.child.id());
+    assert!(!workers.is_empty(), "nginx.conf runs a master and workers");
+    let status = nginx.quit(10);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        nginx.logs()
+    );
+    for pid in workers {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} outlived its master"
+        );
+    }
+    drop(rwsgi);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The master pid that imported the app (master_app.py, preloaded) for
