@@ -552,8 +552,9 @@ fn placeholders_expand_as_uwsgi_expands_them() {
     assert_eq!(env["APP_CONFIG"], file, "{body}"); // %p
     assert_eq!(env["APP_NAME"], "placeholders"); // %n
     assert_eq!(env["APP_DIR_NAME"], "configs"); // %c
-                                                // %x: the section being read, here the one [dev] includes.
-    assert_eq!(env["APP_SECTION"], format!("{file}:base"));
+                                                // %x: the section named after a colon, here the one [dev] includes
+                                                // (uWSGI 2.0.31 gives `base` for this file too).
+    assert_eq!(env["APP_SECTION"], "base");
     assert_eq!(
         env["APP_USER_HOME"],
         std::env::var("HOME").unwrap_or_default()

@@ -27,7 +27,9 @@
 //! - `options`: the option list read back from it (kinds, defaults, value checks).
 //! - `ini`, `placeholders`: reading uWSGI ini files.
 //! - `uwsgi_table`, `uwsgi`: what each uWSGI option means to rwsgi, and
-//!   applying that to ini lines.
+//!   applying that to ini lines; `uwsgi_names`: every option name uWSGI
+//!   has and how it reads its value (generated from uWSGI's source by
+//!   `uwsgi_names.py`).
 //! - `toml_file`, `env`: the native file and `RWSGI_*` variables.
 //! - `record`, `check`: per-line outcomes, the report, the log.
 
@@ -40,7 +42,9 @@ mod placeholders;
 mod record;
 mod toml_file;
 mod uwsgi;
+mod uwsgi_names;
 mod uwsgi_table;
+mod uwsgi_value;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -173,11 +177,14 @@ fn resolve(argv: &[OsString], vars: &[(String, String)]) -> Result<Resolved, cla
     for spec in &ini_files {
         let (file, section) = ini::split_spec(spec);
         match reader.read(file, section) {
-            Ok(()) => notes.sources.push(format!("{file} [{section}]")),
+            Ok(()) => notes
+                .sources
+                .push(format!("{file} [{}]", ini::section_of(section))),
             Err(e) => errors.push(e),
         }
         notes.read_ini = true;
     }
+    reader.finish();
     classify_ini(&table, &reader, &mut out);
     for file in &toml_files {
         match toml_file::read(file, &table, &mut out) {
@@ -430,6 +437,28 @@ mod tests {
             "{p:?}"
         );
         assert!(p[0].contains("invalid value 'soon'"), "{p:?}");
+    }
+
+    #[test]
+    fn values_with_a_comment_after_them_read_as_uwsgi_reads_them() {
+        let d = dir();
+        let ini = d.join("a.ini");
+        std::fs::write(
+            &ini,
+            "[uwsgi]\nprocesses = 4   ; four workers\nharakiri = 60  # seconds\n\
+             vacuum = true ; remove sockets\nlazy-apps = false ; oops\n",
+        )
+        .unwrap();
+        let r = run(&["--ini", ini.to_str().unwrap()], &[]);
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        let cli = r.cli.as_ref().unwrap();
+        assert_eq!((cli.processes, cli.harakiri), (4, 60));
+        assert!(cli.vacuum);
+        // uWSGI compares the whole value with `false`: this one is on.
+        assert!(cli.lazy_apps);
+        let report = r.report();
+        assert!(report.contains("ignores `; four workers`"), "{report}");
+        assert!(report.contains("ignores `# seconds`"), "{report}");
     }
 
     #[test]

@@ -275,7 +275,7 @@ fn to_val(
             }
             table.check_value(spec, value).map_err(|e| {
                 if value.contains(" #") || value.contains(" ;") {
-                    format!("{e} (ini files have no comments after a value)")
+                    format!("{e} (uWSGI keeps a `;` or `#` after a value in the value: put the comment on a line of its own)")
                 } else {
                     e
                 }

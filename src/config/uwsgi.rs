@@ -9,7 +9,8 @@
 use super::ini::IniLine;
 use super::options::{OptionTable, LOADER_OPTIONS};
 use super::record::{Collector, Notes, Outcome, Record};
-use super::uwsgi_table::{rule, Rule::*, Special as SpecialRule, RULES};
+use super::uwsgi_table::{rule, uwsgi_kind, Rule::*, Special as SpecialRule, RULES};
+use super::uwsgi_value;
 
 /// A uWSGI option name close to `key` (for typos such as `vacum`).
 pub(crate) fn suggest(key: &str, table: &OptionTable) -> Option<String> {
@@ -76,7 +77,22 @@ impl<'a> Classifier<'a> {
     /// used it as `%(key)`, if any.
     pub fn line(&self, line: &IniLine, placeholder_use: Option<&str>, out: &mut Collector) {
         let at = (line.place.as_str(), line.text.as_str());
-        let expansion = (!line.notes.is_empty()).then(|| line.notes.join("; "));
+        let reading = match uwsgi_kind(&line.key) {
+            Some(kind) => uwsgi_value::read(kind, &line.value),
+            None => uwsgi_value::Reading {
+                value: line.value.clone(),
+                note: None,
+            },
+        };
+        let expansion = join(
+            (!line.notes.is_empty()).then(|| line.notes.join("; ")),
+            reading.note,
+        );
+        let value = reading.value.as_str();
+        let told = |why: &str| match &expansion {
+            Some(note) => format!("{why} ({note})"),
+            None => why.to_string(),
+        };
         let rule = match rule(&line.key) {
             Some(rule) => rule,
             None => match self.table.lookup(&line.key) {
@@ -86,7 +102,7 @@ impl<'a> Classifier<'a> {
                         default_note: None,
                         note: expansion,
                     };
-                    self.apply(out, at, &line.key, &line.value, notes);
+                    self.apply(out, at, &line.key, value, notes);
                     return;
                 }
                 _ => {
@@ -107,8 +123,8 @@ impl<'a> Classifier<'a> {
             note: join(note.map(String::from), expansion.clone()),
         };
         match rule {
-            Same(long) => self.apply(out, at, long, &line.value, notes(None, None)),
-            Like(long, note) => self.apply(out, at, long, &line.value, notes(Some(note), None)),
+            Same(long) => self.apply(out, at, long, value, notes(None, None)),
+            Like(long, note) => self.apply(out, at, long, value, notes(Some(note), None)),
             Default(long, uwsgi_default, note) => {
                 let default_note = self.table.lookup(long).map(|spec| {
                     format!(
@@ -116,19 +132,19 @@ impl<'a> Classifier<'a> {
                         spec.default.as_deref().unwrap_or("none")
                     )
                 });
-                self.apply(out, at, long, &line.value, notes(note, default_note));
+                self.apply(out, at, long, value, notes(note, default_note));
             }
-            NotNeeded(why) => out.push(Record::new(at.0, at.1, Outcome::NotNeeded(why.into()))),
+            NotNeeded(why) => out.push(Record::new(at.0, at.1, Outcome::NotNeeded(told(why)))),
             Unsupported(why) => {
-                out.push(Record::new(at.0, at.1, Outcome::Unsupported(why.into())));
+                out.push(Record::new(at.0, at.1, Outcome::Unsupported(told(why))));
             }
             Pending(long, _) if !long.is_empty() && self.table.lookup(long).is_some() => {
-                self.apply(out, at, long, &line.value, notes(None, None));
+                self.apply(out, at, long, value, notes(None, None));
             }
             Pending(_, why) => {
-                out.push(Record::new(at.0, at.1, Outcome::UnsupportedYet(why.into())));
+                out.push(Record::new(at.0, at.1, Outcome::UnsupportedYet(told(why))));
             }
-            Special(special) => self.special(special, line, out, notes(None, None)),
+            Special(special) => self.special(special, line, value, out, notes(None, None)),
         }
     }
 
@@ -142,9 +158,16 @@ impl<'a> Classifier<'a> {
         }
     }
 
-    fn special(&self, special: SpecialRule, line: &IniLine, out: &mut Collector, mut notes: Notes) {
+    fn special(
+        &self,
+        special: SpecialRule,
+        line: &IniLine,
+        value: &str,
+        out: &mut Collector,
+        mut notes: Notes,
+    ) {
         let at = (line.place.as_str(), line.text.as_str());
-        let value = line.value.trim();
+        let value = value.trim();
         let push = |out: &mut Collector, outcome| out.push(Record::new(at.0, at.1, outcome));
         match special {
             SpecialRule::Socket if value.starts_with('@') => push(

@@ -2,6 +2,7 @@
 //! The table is data; [`super::uwsgi`] applies it to ini lines.
 
 use super::options::OptionTable;
+use super::uwsgi_names::UWSGI_OPTIONS;
 
 /// How one uWSGI option is taken.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +40,30 @@ pub(crate) enum Special {
 }
 
 pub(crate) use Rule::*;
+
+/// How uWSGI reads an option's value: the parser its option table names
+/// (`core/uwsgi.c`, `uwsgi_opt_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    /// `uwsgi_opt_true`: on, unless the value is exactly `false`, `off`,
+    /// `no` (any case) or `0`.
+    Flag,
+    /// `uwsgi_opt_false`: off, unless the value is one of those.
+    NegatedFlag,
+    /// `uwsgi_opt_set_int`, `_64bit`, `_16bit`, `_megabytes`: C's
+    /// `atoi`/`strtoul`, which read the leading digits and ignore the rest.
+    Number,
+    /// The whole value, a `;` or `#` in it included.
+    Text,
+}
+
+/// How uWSGI reads `key`'s value, when uWSGI has an option `key`.
+pub(crate) fn uwsgi_kind(key: &str) -> Option<ValueKind> {
+    UWSGI_OPTIONS
+        .binary_search_by(|(name, _)| (*name).cmp(key))
+        .ok()
+        .map(|i| UWSGI_OPTIONS[i].1)
+}
 
 const NO_DAEMON: &str =
     "rwsgi stays in the foreground: run it under systemd (deploy/systemd/) or Docker, which keep its logs";
