@@ -645,7 +645,7 @@ fn log_and_stats_lines_map_onto_rwsgi_options() {
     let ini = dir.join("app.ini");
     std::fs::write(
         &ini,
-        "[uwsgi]\nmodule = app\nlogto = /var/log/app/%n.log\nlog-4xx = true\nlog-5xx = true\n\
+        "[uwsgi]\nmodule = app\nsocket = :3031\nlogto = /var/log/app/%n.log\nlog-4xx = true\nlog-5xx = true\n\
          disable-logging = true\nstats = 127.0.0.1:9191\nstats-http = true\n\
          log-format = %(addr) - %(user) [%(ltime)] \"%(method) %(uri)\" %(status)\n",
     )

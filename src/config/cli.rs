@@ -371,6 +371,14 @@ impl Cli {
         specs
     }
 
+    /// Whether any option names a listener (else [`Cli::listeners`] gives
+    /// the built-in default).
+    pub fn names_a_listener(&self) -> bool {
+        !(self.http_socket.is_empty()
+            && self.uwsgi_socket.is_empty()
+            && self.scgi_socket.is_empty())
+    }
+
     /// The codec limits the options set.
     pub fn limits(&self) -> Limits {
         Limits {

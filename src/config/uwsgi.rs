@@ -138,6 +138,7 @@ impl<'a> Classifier<'a> {
             Unsupported(why) => {
                 out.push(Record::new(at.0, at.1, Outcome::Unsupported(told(why))));
             }
+            Fatal(why) => out.push(Record::new(at.0, at.1, Outcome::Invalid(told(why)))),
             Pending(long, _) if !long.is_empty() && self.table.lookup(long).is_some() => {
                 self.apply(out, at, long, value, notes(None, None));
             }
@@ -172,7 +173,7 @@ impl<'a> Classifier<'a> {
         match special {
             SpecialRule::Socket if value.starts_with('@') => push(
                 out,
-                Outcome::Unsupported(
+                Outcome::Invalid(
                     "abstract-namespace Unix sockets (@name) are not supported; use a path such as /run/app/app.sock".into(),
                 ),
             ),
@@ -266,7 +267,7 @@ pub(crate) fn unknown_hint(key: &str, table: &OptionTable) -> String {
 pub(crate) fn uwsgi_only_hint(key: &str) -> Option<String> {
     match rule(key)? {
         NotNeeded(why) => Some(format!("a uWSGI option rwsgi does not need: {why}")),
-        Unsupported(why) | Pending(_, why) => {
+        Unsupported(why) | Fatal(why) | Pending(_, why) => {
             Some(format!("a uWSGI option rwsgi does not have: {why}"))
         }
         Same(long) | Like(long, _) | Default(long, _, _) => {

@@ -17,6 +17,9 @@ pub(crate) enum Rule {
     NotNeeded(&'static str),
     /// rwsgi does not do this: what to do instead.
     Unsupported(&'static str),
+    /// rwsgi cannot start with this line (a listener it cannot open):
+    /// what to do instead.
+    Fatal(&'static str),
     /// rwsgi's option once it exists; until then "unsupported yet".
     Pending(&'static str, &'static str),
     /// Needs a look at the value.
@@ -79,6 +82,7 @@ const REOPEN: &str = "send SIGUSR1 to reopen --logto (from logrotate's postrotat
 const STATIC_OTHER: &str = "rwsgi serves --static-map and --static-safe only (no index files, expiry headers or gzip, and a missing file is a 404); for more, serve static files from nginx (location /static/ { alias ...; })";
 const STATS_SOON: &str =
     "not in rwsgi's stats yet (--stats ADDR serves uWSGI-style stats JSON, --metrics ADDR Prometheus metrics)";
+const NO_TLS: &str = "rwsgi speaks plain HTTP and uwsgi: terminate TLS in nginx or the load balancer, and listen with http-socket or socket";
 const SANDBOX: &str = "use systemd's sandboxing (see deploy/systemd/) or the container runtime";
 
 /// Exact option names. `Special`s and families (prefixes) are in [`rule`].
@@ -126,12 +130,22 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("uwsgi-socket", Special(Special::Socket)),
     ("http", Special(Special::HttpRouter)),
     ("http-socket", Same("http-socket")),
+    ("http11-socket", Like("http-socket", "rwsgi's HTTP sockets always speak HTTP/1.1 with keep-alive, as uWSGI's http11-socket does")),
+    ("https", Fatal(NO_TLS)),
+    ("https2", Fatal(NO_TLS)),
+    ("https-socket", Fatal(NO_TLS)),
+    ("http-to-https", Fatal(NO_TLS)),
+    ("suwsgi-socket", Fatal(NO_TLS)),
+    ("ssl-socket", Fatal(NO_TLS)),
+    ("fastcgi-socket", Fatal("rwsgi does not speak FastCGI: listen with socket (nginx uwsgi_pass) or scgi-socket (scgi_pass)")),
+    ("fastcgi-nph-socket", Fatal("rwsgi does not speak FastCGI: listen with socket (nginx uwsgi_pass) or scgi-socket (scgi_pass)")),
+    ("raw-socket", Fatal("rwsgi has no raw socket mode: listen with http-socket, socket or scgi-socket")),
+    ("puwsgi-socket", Fatal("rwsgi's uwsgi sockets serve one request per connection: listen with socket")),
+    ("shared-socket", Fatal("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
+    ("undeferred-shared-socket", Fatal("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
+    ("zerg", Fatal("rwsgi has no zerg mode: give this instance its own socket with socket/http-socket")),
     ("scgi-socket", Same("scgi-socket")),
     ("protocol", Special(Special::Protocol)),
-    ("https", Unsupported("terminate TLS in nginx or the load balancer; rwsgi speaks plain HTTP")),
-    ("https-socket", Unsupported("terminate TLS in nginx or the load balancer; rwsgi speaks plain HTTP")),
-    ("fastcgi-socket", Unsupported("rwsgi does not speak FastCGI: use socket (uwsgi_pass) or scgi-socket (scgi_pass) in nginx")),
-    ("shared-socket", Unsupported("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
     ("chmod-socket", Same("chmod-socket")),
     ("chown-socket", Same("chown-socket")),
     ("umask", Unsupported("set UMask= in the systemd unit (or umask in the container's entrypoint)")),
@@ -269,6 +283,30 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("vassals-inherit", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
     ("unenv", Unsupported("remove the variable from the service's environment")),
     ("print", NotNeeded("--check-config shows every line as rwsgi reads it")),
+];
+
+/// The uWSGI options that open a listener, so a file whose listener lines
+/// were all refused can say which ones.
+pub(crate) const LISTENER_OPTIONS: &[&str] = &[
+    "socket",
+    "uwsgi-socket",
+    "http-socket",
+    "http11-socket",
+    "scgi-socket",
+    "http",
+    "https",
+    "https2",
+    "https-socket",
+    "http-to-https",
+    "suwsgi-socket",
+    "ssl-socket",
+    "fastcgi-socket",
+    "fastcgi-nph-socket",
+    "raw-socket",
+    "puwsgi-socket",
+    "shared-socket",
+    "undeferred-shared-socket",
+    "zerg",
 ];
 
 /// Families of options, by prefix.
