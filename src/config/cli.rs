@@ -337,7 +337,9 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Refuse to start on a configuration line rwsgi would not honour
-    /// (unknown or unsupported option) instead of warning.
+    /// safely (a name neither uWSGI nor rwsgi has, as uWSGI's strict mode
+    /// refuses; or an option rwsgi does not do and the app may rely on)
+    /// instead of warning.
     #[arg(long, help_heading = "Configuration")]
     pub strict: bool,
 

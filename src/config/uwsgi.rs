@@ -9,12 +9,13 @@
 use super::ini::IniLine;
 use super::options::{OptionTable, LOADER_OPTIONS};
 use super::record::{Collector, Notes, Outcome, Record};
-use super::uwsgi_table::{rule, uwsgi_kind, Rule::*, Special as SpecialRule, RULES};
+use super::uwsgi_names::UWSGI_OPTIONS;
+use super::uwsgi_table::{rule, uwsgi_kind, Rule::*, Special as SpecialRule};
 use super::uwsgi_value;
 
 /// A uWSGI option name close to `key` (for typos such as `vacum`).
 pub(crate) fn suggest(key: &str, table: &OptionTable) -> Option<String> {
-    let candidates = RULES
+    let candidates = UWSGI_OPTIONS
         .iter()
         .map(|(name, _)| name.to_string())
         .chain(table.specs().iter().map(|s| s.long.clone()))
@@ -138,6 +139,7 @@ impl<'a> Classifier<'a> {
             Unsupported(why) => {
                 out.push(Record::new(at.0, at.1, Outcome::Unsupported(told(why))));
             }
+            Harmless(why) => out.push(Record::new(at.0, at.1, Outcome::Harmless(told(why)))),
             Fatal(why) => out.push(Record::new(at.0, at.1, Outcome::Invalid(told(why)))),
             Pending(long, _) if !long.is_empty() && self.table.lookup(long).is_some() => {
                 self.apply(out, at, long, value, notes(None, None));
@@ -235,8 +237,8 @@ impl<'a> Classifier<'a> {
                 }
                 _ => push(
                     out,
-                    Outcome::Unsupported(
-                        "only `file:PATH` loggers map (onto --logto); for syslog or journald, log to stderr under systemd".into(),
+                    Outcome::UnsupportedYet(
+                        "only `file:PATH` loggers map (onto --logto) yet; for syslog or journald, log to stderr under systemd".into(),
                     ),
                 ),
             },
@@ -246,8 +248,8 @@ impl<'a> Classifier<'a> {
             ),
             SpecialRule::Hook => push(
                 out,
-                Outcome::Unsupported(
-                    "hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint".into(),
+                Outcome::UnsupportedYet(
+                    "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint".into(),
                 ),
             ),
         }
@@ -267,7 +269,7 @@ pub(crate) fn unknown_hint(key: &str, table: &OptionTable) -> String {
 pub(crate) fn uwsgi_only_hint(key: &str) -> Option<String> {
     match rule(key)? {
         NotNeeded(why) => Some(format!("a uWSGI option rwsgi does not need: {why}")),
-        Unsupported(why) | Fatal(why) | Pending(_, why) => {
+        Unsupported(why) | Harmless(why) | Fatal(why) | Pending(_, why) => {
             Some(format!("a uWSGI option rwsgi does not have: {why}"))
         }
         Same(long) | Like(long, _) | Default(long, _, _) => {
@@ -295,5 +297,76 @@ mod tests {
         assert_eq!(suggest("vaccum", &table).as_deref(), Some("vacuum"));
         assert_eq!(suggest("procesess", &table).as_deref(), Some("processes"));
         assert_eq!(suggest("zzzzzz", &table), None);
+        assert_eq!(
+            suggest("py-callos-afterfork", &table).as_deref(),
+            Some("py-call-osafterfork")
+        );
+    }
+
+    /// How `key = value` is taken, by its outcome's label.
+    fn verdict(key: &str, value: &str) -> String {
+        let table = OptionTable::new();
+        let line = IniLine {
+            place: "a.ini:2".into(),
+            text: format!("{key} = {value}"),
+            key: key.into(),
+            value: value.into(),
+            notes: Vec::new(),
+        };
+        let classifier = Classifier::new(&table, &[&line]);
+        let mut out = Collector::default();
+        classifier.line(&line, None, &mut out);
+        out.records[0].outcome.label().to_string()
+    }
+
+    #[test]
+    fn uwsgi_options_are_never_called_unknown() {
+        for key in [
+            "ksm",
+            "close-on-exec",
+            "gevent",
+            "gevent-early-monkey-patch",
+            "logformat-strftime",
+            "logger-req",
+            "cheaper-busyness-max",
+            "fastrouter-events",
+        ] {
+            assert_ne!(verdict(key, "1"), "unknown option", "{key}");
+        }
+    }
+
+    #[test]
+    fn names_uwsgi_does_not_have_are_unknown_even_in_a_known_family() {
+        for key in ["exec-pre", "log-buffering", "py-callos-afterfork", "vacum"] {
+            assert_eq!(verdict(key, "1"), "unknown option", "{key}");
+        }
+    }
+
+    #[test]
+    fn strict_refuses_what_rwsgi_cannot_honour_safely_and_accepts_what_is_harmless() {
+        use crate::config::record::Severity;
+        let severity = |key: &str| {
+            let table = OptionTable::new();
+            let line = IniLine {
+                place: "a.ini:2".into(),
+                text: format!("{key} = 1"),
+                key: key.into(),
+                value: "1".into(),
+                notes: Vec::new(),
+            };
+            let mut out = Collector::default();
+            Classifier::new(&table, &[&line]).line(&line, None, &mut out);
+            out.records[0].outcome.severity(true)
+        };
+        // uWSGI's own strict mode refuses only unknown names.
+        assert_eq!(severity("frobnicate"), Severity::Error);
+        // Running without these changes what the app or operator relies on.
+        for key in ["chroot", "gevent", "attach-daemon", "add-header", "mount"] {
+            assert_eq!(severity(key), Severity::Error, "{key}");
+        }
+        // Running without these is safe.
+        for key in ["ksm", "cpu-affinity", "carbon", "close-on-exec", "master"] {
+            assert!(severity(key) < Severity::Error, "{key}");
+        }
     }
 }

@@ -17,6 +17,9 @@ pub(crate) enum Rule {
     NotNeeded(&'static str),
     /// rwsgi does not do this: what to do instead.
     Unsupported(&'static str),
+    /// rwsgi does not do this, and running without it is safe (so
+    /// `--strict` accepts it): why.
+    Harmless(&'static str),
     /// rwsgi cannot start with this line (a listener it cannot open):
     /// what to do instead.
     Fatal(&'static str),
@@ -73,7 +76,13 @@ const NO_DAEMON: &str =
 const ONE_APP: &str =
     "rwsgi serves one app at the root; run one rwsgi per app, and let nginx route by path (uwsgi_param SCRIPT_NAME for a prefix)";
 const OWN_SERVICE: &str = "run background work as its own service (a systemd unit, Celery, cron)";
-const FIXED_WORKERS: &str = "rwsgi runs a fixed number of workers: set --processes";
+const FIXED_WORKERS: &str =
+    "rwsgi runs a fixed number of workers, --processes (the cheaper modes are to come)";
+const MASTER_SOON: &str = "rwsgi's master does not run this yet (attached daemons, cron and the master FIFO are to come); until then run it as its own service (a systemd unit, a container)";
+const HOOKS_SOON: &str = "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint";
+const NO_GEVENT: &str = "rwsgi runs WSGI apps on Python threads (--threads N), not gevent greenlets; an app that needs gevent's monkey-patching needs a gevent server";
+/// For uWSGI options no rule names.
+const NOT_IN_RWSGI: &str = "a uWSGI feature rwsgi does not have (rwsgi --help lists what it has)";
 const IN_NGINX: &str = "do it in nginx (or the proxy in front)";
 const BUILT_IN: &str = "Python and the HTTP, uwsgi and SCGI protocols are built into rwsgi";
 const LOGS_SOON: &str = "not in rwsgi's logging yet (it has --logto FILE, --log-format text|json, --log-4xx, --log-5xx, --disable-logging)";
@@ -104,7 +113,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("pp", Same("pythonpath")),
     ("env", Same("env")),
     ("mount", Unsupported(ONE_APP)),
-    ("manage-script-name", Unsupported(ONE_APP)),
+    ("manage-script-name", NotNeeded("without `mount` it changes nothing in uWSGI either: rwsgi serves its one app at the root")),
     ("vhost", Unsupported(ONE_APP)),
     ("no-default-app", NotNeeded("rwsgi serves exactly the one app it is given")),
     ("need-app", NotNeeded("rwsgi always refuses to start when the app cannot be imported")),
@@ -114,11 +123,15 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("shared-import", Unsupported("import the module from your WSGI module instead")),
     ("pyargv", Unsupported("sys.argv is ['rwsgi']; pass settings to the app with env = KEY=VALUE")),
     ("optimize", Unsupported("set env = PYTHONOPTIMIZE=1 instead")),
-    ("py-autoreload", Unsupported("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
-    ("python-autoreload", Unsupported("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("py-autoreload", Harmless("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("python-autoreload", Harmless("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("gevent", Unsupported(NO_GEVENT)),
+    ("gevent-early-monkey-patch", Unsupported(NO_GEVENT)),
+    ("gevent-monkey-patch", Unsupported(NO_GEVENT)),
+    ("gevent-wait-for-hub", Unsupported(NO_GEVENT)),
     ("py-call-osafterfork", NotNeeded("CPython's fork hooks (os.register_at_fork) always run in rwsgi workers")),
-    ("catch-exceptions", Unsupported("rwsgi never sends tracebacks to clients; they are in its log")),
-    ("wsgi-disable-file-wrapper", Unsupported("rwsgi always offers wsgi.file_wrapper")),
+    ("catch-exceptions", Harmless("rwsgi never sends tracebacks to clients; they are in its log")),
+    ("wsgi-disable-file-wrapper", Harmless("rwsgi always offers wsgi.file_wrapper")),
     ("single-interpreter", NotNeeded("each rwsgi worker runs exactly one interpreter")),
     ("enable-threads", NotNeeded("Python threads are always enabled in rwsgi")),
     ("threads", Same("threads")),
@@ -151,7 +164,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("umask", Unsupported("set UMask= in the systemd unit (or umask in the container's entrypoint)")),
     ("listen", Default("listen", "100", None)),
     ("no-defer-accept", Same("no-defer-accept")),
-    ("so-keepalive", Unsupported("not configurable in rwsgi")),
+    ("so-keepalive", Harmless("not configurable in rwsgi")),
     ("abstract-socket", Unsupported("abstract-namespace sockets are not supported; use a path")),
     // HTTP.
     ("http-keepalive", Special(Special::HttpKeepalive)),
@@ -160,7 +173,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("http-chunked-input", NotNeeded("rwsgi decodes chunked request bodies by itself")),
     ("http-processes", NotNeeded("rwsgi has no HTTP router process; the workers speak HTTP")),
     ("http-workers", NotNeeded("rwsgi has no HTTP router process; the workers speak HTTP")),
-    ("http-auto-gzip", Unsupported("compress in nginx (gzip on)")),
+    ("http-auto-gzip", Harmless("compress in nginx (gzip on)")),
     ("http-enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
     ("enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
     ("http-websockets", Unsupported("WSGI has no websockets; serve them from an ASGI server")),
@@ -173,10 +186,10 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("master", NotNeeded("the rwsgi master process always runs")),
     ("processes", Same("processes")),
     ("workers", Same("processes")),
-    ("cheap", Unsupported(FIXED_WORKERS)),
-    ("cheaper", Unsupported(FIXED_WORKERS)),
-    ("idle", Unsupported(FIXED_WORKERS)),
-    ("die-on-idle", Unsupported(FIXED_WORKERS)),
+    ("cheap", Pending("", FIXED_WORKERS)),
+    ("cheaper", Pending("", FIXED_WORKERS)),
+    ("idle", Pending("", FIXED_WORKERS)),
+    ("die-on-idle", Pending("", FIXED_WORKERS)),
     ("die-on-term", NotNeeded("rwsgi always stops gracefully on SIGTERM (uWSGI 2.0 reloads on it)")),
     ("thunder-lock", NotNeeded("rwsgi has no accept lock to serialize; each worker accepts on the shared socket from its event loop")),
     ("no-orphans", NotNeeded("rwsgi workers exit when their master dies")),
@@ -197,7 +210,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("procname-append", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
     ("procname-master", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
     ("auto-procname", NotNeeded("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
-    ("cpu-affinity", Unsupported("set CPUAffinity= in the systemd unit (or use taskset)")),
+    ("cpu-affinity", Harmless("set CPUAffinity= in the systemd unit (or use taskset)")),
     ("max-fd", Unsupported("set LimitNOFILE= in the systemd unit (or ulimit -n)")),
     ("chroot", Unsupported(SANDBOX)),
     ("jail", Unsupported(SANDBOX)),
@@ -212,7 +225,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("autoload", NotNeeded(BUILT_IN)),
     ("strict", Same("strict")),
     ("show-config", NotNeeded("use rwsgi --check-config to see how each line is taken")),
-    ("honour-stdin", Unsupported("rwsgi's stdin is /dev/null for the app")),
+    ("honour-stdin", Harmless("rwsgi's stdin is /dev/null for the app")),
     ("memory-report", Pending("memory-report", STATS_SOON)),
     ("ignore-sigpipe", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
     ("ignore-write-errors", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
@@ -225,17 +238,18 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("max-worker-lifetime", Same("max-worker-lifetime")),
     ("reload-on-rss", Same("reload-on-rss")),
     ("evil-reload-on-rss", Unsupported("rwsgi checks RSS between requests (--reload-on-rss); to cap a stuck worker use --harakiri or a memory limit (MemoryMax= in systemd)")),
-    ("reload-on-as", Unsupported("use --reload-on-rss (resident memory, in MB)")),
+    ("reload-on-as", Like("reload-on-rss", "rwsgi measures resident memory, which is always below the address space uWSGI measures here: a worker is recycled later than uWSGI would")),
     ("evil-reload-on-as", Unsupported("use --reload-on-rss (resident memory, in MB)")),
     ("reload-mercy", Default("shutdown-timeout", "60", Some("how long a stop or reload waits for requests in flight"))),
     ("worker-reload-mercy", Default("shutdown-timeout", "60", Some("how long a stop or reload waits for requests in flight"))),
-    ("mule-reload-mercy", Unsupported(OWN_SERVICE)),
+    ("mule-reload-mercy", Harmless(OWN_SERVICE)),
     ("touch-reload", Same("touch-reload")),
     ("touch-chain-reload", Like("touch-reload", "rwsgi's reload always replaces workers one by one")),
     ("touch-workers-reload", Like("touch-reload", "rwsgi reloads the master too (a re-exec that keeps the sockets)")),
     ("fs-reload", Unsupported("use --touch-reload FILE")),
     ("fs-brutal-reload", Unsupported("use --touch-reload FILE")),
-    ("master-fifo", Unsupported("send signals instead: SIGHUP reloads, SIGTERM stops gracefully, SIGINT fast")),
+    ("master-fifo", Pending("", MASTER_SOON)),
+    ("master-fifo-unused", Unsupported("send signals instead: SIGHUP reloads, SIGTERM stops gracefully, SIGINT fast")),
     // Logging.
     ("disable-logging", Same("disable-logging")),
     ("log-4xx", Pending("log-4xx", LOGS_SOON)),
@@ -244,14 +258,20 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("logto2", Pending("logto", LOGS_SOON)),
     ("logger", Special(Special::Logger)),
     ("req-logger", Special(Special::Logger)),
-    ("log-format", Unsupported(LOG_FORMAT)),
-    ("logformat", Unsupported(LOG_FORMAT)),
+    ("log-format", Pending("", LOG_FORMAT)),
+    ("logformat", Pending("", LOG_FORMAT)),
+    ("logformat-strftime", Pending("", LOG_FORMAT)),
+    ("log-format-strftime", Pending("", LOG_FORMAT)),
+    ("logger-req", Pending("", LOGS_SOON)),
+    ("ksm", Harmless("Linux same-page merging is not supported; the workers share the app's pages through fork (without --lazy-apps)")),
+    ("close-on-exec", NotNeeded("rwsgi opens every socket close-on-exec: processes the app starts inherit none")),
+    ("close-on-exec2", NotNeeded("rwsgi opens every socket close-on-exec: processes the app starts inherit none")),
     ("log-x-forwarded-for", Pending("log-x-forwarded-for", LOGS_SOON)),
     ("log-reopen", NotNeeded("a reload re-executes rwsgi, which opens --logto anew; SIGUSR1 reopens it too")),
     ("touch-logreopen", Unsupported(REOPEN)),
     ("touch-logrotate", Unsupported(REOPEN)),
-    ("logfile-chown", Unsupported("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
-    ("logfile-chmod", Unsupported("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
+    ("logfile-chown", Harmless("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
+    ("logfile-chmod", Harmless("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
     ("log-slow", Pending("log-slow", LOGS_SOON)),
     ("log-date", NotNeeded("rwsgi's log lines always carry a timestamp")),
     ("logdate", NotNeeded("rwsgi's log lines always carry a timestamp")),
@@ -265,7 +285,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("stats-http", Pending("stats-http", STATS_SOON)),
     ("stats-minified", Pending("stats-minified", STATS_SOON)),
     ("enable-metrics", NotNeeded("rwsgi always keeps its metrics; serve them with --metrics ADDR (Prometheus)")),
-    ("carbon", Unsupported("scrape rwsgi's Prometheus metrics (--metrics ADDR) instead")),
+    ("carbon", Harmless("scrape rwsgi's Prometheus metrics (--metrics ADDR) instead")),
     // Static files.
     ("static-map", Pending("static-map", STATIC_OTHER)),
     ("static-safe", Pending("static-safe", STATIC_OTHER)),
@@ -311,24 +331,30 @@ pub(crate) const LISTENER_OPTIONS: &[&str] = &[
 
 /// Families of options, by prefix.
 const FAMILIES: &[(&str, Rule)] = &[
-    ("cheaper", Unsupported(FIXED_WORKERS)),
+    ("cheaper", Pending("", FIXED_WORKERS)),
     ("mule", Unsupported(OWN_SERVICE)),
     ("farm", Unsupported(OWN_SERVICE)),
     ("spooler", Unsupported(OWN_SERVICE)),
-    ("cron", Unsupported(OWN_SERVICE)),
-    ("unique-cron", Unsupported(OWN_SERVICE)),
-    ("attach-daemon", Unsupported(OWN_SERVICE)),
-    ("smart-attach-daemon", Unsupported(OWN_SERVICE)),
+    ("cron", Pending("", MASTER_SOON)),
+    ("unique-cron", Pending("", MASTER_SOON)),
+    ("attach-daemon", Pending("", MASTER_SOON)),
+    ("smart-attach-daemon", Pending("", MASTER_SOON)),
     ("legion", Unsupported(OWN_SERVICE)),
-    ("emperor-", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
+    (
+        "emperor-",
+        Unsupported("run one rwsgi per app under systemd (a templated unit)"),
+    ),
     ("route", Unsupported(IN_NGINX)),
     ("response-route", Unsupported(IN_NGINX)),
     ("final-route", Unsupported(IN_NGINX)),
     ("error-route", Unsupported(IN_NGINX)),
-    ("hook-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
-    ("exec-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
-    ("call-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
-    ("cache-", Unsupported("use Redis, Memcached or your framework's cache")),
+    ("hook-", Pending("", HOOKS_SOON)),
+    ("exec-", Pending("", HOOKS_SOON)),
+    ("call-", Pending("", HOOKS_SOON)),
+    (
+        "cache-",
+        Unsupported("use Redis, Memcached or your framework's cache"),
+    ),
     ("static-", Unsupported(STATIC_OTHER)),
     ("stats-", Pending("", STATS_SOON)),
     ("metric", Pending("", STATS_SOON)),
@@ -338,13 +364,16 @@ const FAMILIES: &[(&str, Rule)] = &[
 /// The rule for `key` (lower case, `-` separated), if uWSGI has one.
 pub(crate) fn rule(key: &str) -> Option<Rule> {
     if key.starts_with("hook-master-start") || key.starts_with("hook-as-root") {
+        // Only this hook has a meaning rwsgi has; see `Special::Hook`.
         return Some(Special(Special::Hook));
     }
-    RULES
-        .iter()
-        .find(|(name, _)| *name == key)
-        .or_else(|| FAMILIES.iter().find(|(prefix, _)| key.starts_with(prefix)))
-        .map(|(_, rule)| *rule)
+    if let Some((_, rule)) = RULES.iter().find(|(name, _)| *name == key) {
+        return Some(*rule);
+    }
+    // Only names uWSGI has: `exec-pre` or `log-buffering` are not options.
+    uwsgi_kind(key)?;
+    let family = FAMILIES.iter().find(|(prefix, _)| key.starts_with(prefix));
+    Some(family.map_or(Unsupported(NOT_IN_RWSGI), |(_, rule)| *rule))
 }
 
 /// uWSGI defaults that differ from rwsgi's, for options a file leaves out:
@@ -415,7 +444,10 @@ mod tests {
 
     #[test]
     fn families() {
-        assert!(matches!(rule("cheaper-algo"), Some(Unsupported(_))));
+        assert!(matches!(rule("cheaper-algo"), Some(Pending(..))));
+        assert!(matches!(rule("fastrouter-events"), Some(Unsupported(_))));
+        assert!(rule("exec-pre").is_none());
+        assert!(rule("log-buffering").is_none());
         assert!(matches!(rule("route-uri"), Some(Unsupported(_))));
         assert!(matches!(
             rule("hook-master-start"),
