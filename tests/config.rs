@@ -664,3 +664,52 @@ fn log_and_stats_lines_map_onto_rwsgi_options() {
         assert!(out.contains(expected), "no {expected:?} in:\n{out}");
     }
 }
+
+#[test]
+fn umask_max_fd_and_process_names_from_the_ini_are_applied() {
+    let dir = temp_dir("config-process");
+    let sock = dir.join("app.sock");
+    let ini = dir.join("app.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\nsocket = {}\nwsgi-file = {}\numask = 0077\nmax-fd = 4096   ; enough\n\
+             processes = 1\nprocname-prefix-spaced = shop\nprocname = web\n\
+             procname-master = boss\n",
+            sock.display(),
+            repo().join("tests/apps/pep3333.py").display()
+        ),
+    )
+    .unwrap();
+    let probe = sock.clone();
+    let server = Running::start(
+        &dir,
+        &["--ini", &ini.display().to_string()],
+        &[],
+        move || UnixStream::connect(&probe).is_ok(),
+    );
+    server.wait_workers(1);
+    // umask 0077 before binding: the socket file is the owner's only.
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "socket mode {mode:o}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(open_files.contains("4096"), "{open_files}");
+    let cmdline = |pid: u32| {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    assert_eq!(cmdline(server.pid()), "shop boss");
+    // The worker names itself right after the fork.
+    let worker = children(server.pid())[0];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmdline(worker) != "shop web" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(cmdline(worker), "shop web");
+}

@@ -32,6 +32,7 @@
 //!   `uwsgi_names.py`).
 //! - `toml_file`, `env`: the native file and `RWSGI_*` variables.
 //! - `record`, `check`: per-line outcomes, the report, the log.
+//! - `process`: `--umask` and `--max-fd`, applied before anything starts.
 
 mod check;
 mod cli;
@@ -39,6 +40,7 @@ pub(crate) mod env;
 mod ini;
 mod options;
 mod placeholders;
+mod process;
 mod record;
 mod toml_file;
 mod uwsgi;
@@ -91,6 +93,9 @@ pub fn load_or_exit(argv: &[OsString]) -> Loaded {
         eprintln!("rwsgi: not starting; add --check-config to see how each line is taken");
         std::process::exit(2);
     };
+    for warning in process::apply(&cli) {
+        eprintln!("rwsgi: {warning}");
+    }
     for assignment in &cli.env {
         if let Some((key, value)) = assignment.split_once('=') {
             // Single-threaded here, before Python starts: the app sees it.
