@@ -11,5 +11,15 @@ fn main() {
         std::process::exit(1);
     }
     notes.log();
+    rwsgi::master::title::configure(rwsgi::master::title::Names {
+        prefix: match (&cli.procname_prefix, &cli.procname_prefix_spaced) {
+            (_, Some(spaced)) => format!("{spaced} "),
+            (Some(prefix), None) => prefix.clone(),
+            (None, None) => String::new(),
+        },
+        append: cli.procname_append.clone().unwrap_or_default(),
+        all: cli.procname.clone(),
+        master: cli.procname_master.clone(),
+    });
     std::process::exit(rwsgi::master::run(cli, argv));
 }

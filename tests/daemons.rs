@@ -234,7 +234,8 @@ fn attach_daemon_lines_in_an_ini_file_start_their_daemons() {
     std::fs::write(
         &ini,
         format!(
-            "[uwsgi]\nwsgi-file = {}\nattach-daemon2 = cmd=python3 {} {},stopsignal=15\n",
+            "[uwsgi]\nhttp-socket = 127.0.0.1:{}\nwsgi-file = {}\nattach-daemon2 = cmd=python3 {} {},stopsignal=15\n",
+            common::free_port(),
             app(),
             script.display(),
             pids.display()
@@ -250,4 +251,41 @@ fn attach_daemon_lines_in_an_ini_file_start_their_daemons() {
         "{}",
         server.log()
     );
+}
+
+/// A daemon that fails at once is restarted ever more slowly, and the
+/// master waits out that throttle in its loop: it goes on replacing
+/// workers and the server goes on answering.
+#[test]
+fn a_daemon_that_keeps_failing_is_throttled_without_holding_up_the_master() {
+    let dir = common::temp_dir("daemons-throttle");
+    let mut server = Server::start_in(&dir, &["--wsgi-file", &app(), "--attach-daemon", "exit 3"]);
+    assert!(
+        server.wait_log("throttling for 3 s", 15),
+        "{}",
+        server.log()
+    );
+    let worker = common::children(server.pid())
+        .into_iter()
+        .find(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("worker"))
+        })
+        .expect("a worker");
+    common::signal(worker, libc_sig::SIGKILL);
+    let killed = Instant::now();
+    assert!(
+        server.wait_log(&format!("(pid {worker})"), 5) && server.wait_log("spawned worker 1", 5),
+        "{}",
+        server.log()
+    );
+    assert!(
+        wait_until(3, || server.get(common::Proto::Http, "/").status == 200),
+        "not serving while the daemon is throttled"
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(3),
+        "the master waited for the daemon's throttle"
+    );
+    assert!(server.alive());
 }

@@ -85,6 +85,7 @@ pub(crate) fn report(
     table: &OptionTable,
     command_line: &[String],
     effective: Option<&[String]>,
+    listeners: Option<&str>,
     errors: &[String],
 ) -> String {
     let mut out = String::new();
@@ -135,6 +136,9 @@ pub(crate) fn report(
             "equivalent command line: rwsgi {}",
             shell_words(&shown)
         );
+    }
+    if let Some(listeners) = listeners {
+        let _ = writeln!(out, "listeners: {listeners}");
     }
     if notes.read_ini {
         let set: Vec<String> = notes

@@ -10,6 +10,14 @@ use crate::server::listener::{ListenAddr, ListenSpec};
 use crate::server::{parse_safe_path, StaticFiles, StaticMap};
 use crate::wsgi::AppSpec;
 
+/// An octal file-mode mask (`022`, `0027`).
+fn parse_umask(s: &str) -> Result<String, String> {
+    match u32::from_str_radix(s, 8) {
+        Ok(mask) if mask <= 0o777 => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not an octal umask like 022")),
+    }
+}
+
 /// rwsgi: a fast, safe application server for Python WSGI apps.
 ///
 /// With no app given it serves a built-in demo app; with no socket given it
@@ -344,6 +352,37 @@ pub struct Cli {
     #[arg(long, value_name = "GROUP")]
     pub gid: Option<String>,
 
+    /// Set the process's umask (octal, as uWSGI's `umask`) before binding
+    /// anything, so Unix sockets, the pidfile and the app's files get it.
+    #[arg(long, value_name = "MODE", value_parser = parse_umask)]
+    pub umask: Option<String>,
+
+    /// Set the open-file limit (RLIMIT_NOFILE, soft and hard) at start;
+    /// raising the hard limit needs root.
+    #[arg(long = "max-fd", value_name = "N")]
+    pub max_fd: Option<u64>,
+
+    /// Name every process NAME in `ps` (the master too, unless
+    /// --procname-master names it).
+    #[arg(long, value_name = "NAME")]
+    pub procname: Option<String>,
+
+    /// Put PREFIX before every process name.
+    #[arg(long = "procname-prefix", value_name = "PREFIX")]
+    pub procname_prefix: Option<String>,
+
+    /// Put PREFIX and a space before every process name.
+    #[arg(long = "procname-prefix-spaced", value_name = "PREFIX")]
+    pub procname_prefix_spaced: Option<String>,
+
+    /// Put SUFFIX after every process name.
+    #[arg(long = "procname-append", value_name = "SUFFIX")]
+    pub procname_append: Option<String>,
+
+    /// Name the master process NAME in `ps`.
+    #[arg(long = "procname-master", value_name = "NAME")]
+    pub procname_master: Option<String>,
+
     /// The protocol of each socket inherited through systemd socket
     /// activation (LISTEN_FDS), in order; one value applies to all. Not
     /// needed when the socket units name them (FileDescriptorName=http,
@@ -369,7 +408,9 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Refuse to start on a configuration line rwsgi would not honour
-    /// (unknown or unsupported option) instead of warning.
+    /// safely (a name neither uWSGI nor rwsgi has, as uWSGI's strict mode
+    /// refuses; or an option rwsgi does not do and the app may rely on)
+    /// instead of warning.
     #[arg(long, help_heading = "Configuration")]
     pub strict: bool,
 
@@ -401,6 +442,14 @@ impl Cli {
             });
         }
         specs
+    }
+
+    /// Whether any option names a listener (else [`Cli::listeners`] gives
+    /// the built-in default).
+    pub fn names_a_listener(&self) -> bool {
+        !(self.http_socket.is_empty()
+            && self.uwsgi_socket.is_empty()
+            && self.scgi_socket.is_empty())
     }
 
     /// The codec limits the options set.

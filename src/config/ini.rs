@@ -1,18 +1,24 @@
-//! Reading uWSGI ini files as uWSGI reads them: one `[section]` (default
-//! `[uwsgi]`), `key = value` lines (no quoting, no comments after a value;
-//! `;` and `#` start a comment line), repeated keys kept in order,
-//! placeholders expanded line by line (see [`super::placeholders`]), other
-//! files or sections included with `ini = FILE[:SECTION]` or `ini =
-//! :SECTION`, and uWSGI's config logic: `if-env`, `if-exists`, `if-file`,
-//! `if-dir`, `if-opt` (and their `if-not-` forms) up to `endif`, `for` and
-//! `for-readline` up to `endfor`.
+//! Reading uWSGI ini files as uWSGI 2.0 reads them (`core/ini.c`): one
+//! `[section]` (default `[uwsgi]`), `key = value` lines, repeated keys
+//! kept in order, other files or sections included with `ini =
+//! FILE[:SECTION]` or `ini = :SECTION`, and uWSGI's config logic:
+//! `if-env`, `if-exists`, `if-file`, `if-dir`, `if-opt` (and their `if-not-`
+//! forms) up to `endif`, `for` and `for-readline` up to `endfor`.
+//!
+//! A line whose first non-blank character is `;` or `#` is a comment. A
+//! `;` or `#` later on the line is *not*: uWSGI keeps it in the value
+//! (`processes = 4 ; four` has the value `4 ; four`), and what the value
+//! means is then up to the option ([`super::uwsgi`]). Placeholders follow
+//! [`super::placeholders`]: the magic variables when the file is read,
+//! `$(...)`, `@(...)` and `%(...)` once every file is read
+//! ([`IniReader::finish`]).
 //!
 //! This module only reads; what each option means is [`super::uwsgi`]'s.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::placeholders::{expand, Expanded, FileMagic};
+use super::placeholders::{expand_all, Exported, FileMagic};
 use super::record::{Outcome, Record};
 
 /// The section read when none is named.
@@ -21,7 +27,7 @@ pub(crate) const DEFAULT_SECTION: &str = "uwsgi";
 /// Includes nested deeper than this are an error (a loop, surely).
 const MAX_DEPTH: usize = 16;
 
-/// One option line, its placeholders expanded.
+/// One option line.
 #[derive(Debug, Clone)]
 pub(crate) struct IniLine {
     /// `file:line`.
@@ -30,7 +36,8 @@ pub(crate) struct IniLine {
     pub text: String,
     /// The key, lower case, `_` read as `-`.
     pub key: String,
-    /// The value after expansion.
+    /// The value, its placeholders expanded once [`IniReader::finish`]
+    /// has run.
     pub value: String,
     /// Notes from the expansion.
     pub notes: Vec<String>,
@@ -48,31 +55,33 @@ pub(crate) enum IniItem {
 /// Reads ini files; placeholders carry over from one file to the next.
 #[derive(Debug, Default)]
 pub(crate) struct IniReader {
-    /// What `%(name)` refers to: the last value of every key so far.
-    vars: HashMap<String, String>,
+    /// Every option and placeholder in order, as uWSGI's exported options
+    /// (what `%(name)` and `if-opt` look up), with the item it came from.
+    exported: Vec<(Exported, Option<usize>)>,
     pub items: Vec<IniItem>,
     /// Placeholder name → the first place that used it.
     pub used: HashMap<String, String>,
+    /// The first file's magic variables (for `%D`, `%N`...).
+    first_magic: Option<FileMagic>,
     depth: usize,
 }
 
 /// A `FILE[:SECTION]` argument split: the whole string when it names an
-/// existing file, else at the last colon.
-pub(crate) fn split_spec(spec: &str) -> (&str, &str) {
+/// existing file, else at the last colon (the section is `None` when
+/// none is named).
+pub(crate) fn split_spec(spec: &str) -> (&str, Option<&str>) {
     if Path::new(spec).exists() {
-        return (spec, DEFAULT_SECTION);
+        return (spec, None);
     }
     match spec.rsplit_once(':') {
-        Some((file, section)) if !section.contains('/') => (
-            file,
-            if section.is_empty() {
-                DEFAULT_SECTION
-            } else {
-                section
-            },
-        ),
-        _ => (spec, DEFAULT_SECTION),
+        Some((file, section)) if !section.contains('/') => (file, Some(section)),
+        _ => (spec, None),
     }
+}
+
+/// The section an optional spec names (`file:` reads `[uwsgi]`).
+pub(crate) fn section_of(section: Option<&str>) -> &str {
+    section.filter(|s| !s.is_empty()).unwrap_or(DEFAULT_SECTION)
 }
 
 /// One open `if-*` or `for*` block.
@@ -81,10 +90,13 @@ enum Block {
     If {
         active: bool,
         line: String,
+        /// What `%(_)` stands for in the block.
+        data: Option<String>,
     },
     For {
         items: Vec<String>,
-        body: Vec<(usize, String)>,
+        /// Line number, as written, magic variables expanded.
+        body: Vec<(usize, String, String)>,
         line: String,
     },
 }
@@ -92,33 +104,42 @@ enum Block {
 /// The file being read.
 struct Current<'a> {
     given: &'a str,
-    magic: FileMagic,
 }
 
 impl IniReader {
-    /// Reads `[section]` of `file` (`given` as the user wrote it).
-    pub fn read(&mut self, given: &str, section: &str) -> Result<(), String> {
+    /// Reads `[section]` of `file` (`given` as the user wrote it; a
+    /// `section` of `None` is `[uwsgi]`).
+    pub fn read(&mut self, given: &str, section: Option<&str>) -> Result<(), String> {
         let path = Path::new(given);
-        let text = std::fs::read_to_string(path)
+        let raw = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read ini file {given}: {e}"))?;
-        let cur = Current {
-            given,
-            magic: FileMagic::new(given, path, section),
-        };
+        let magic = FileMagic::new(given, section, self.first_magic.as_ref());
+        if self.first_magic.is_none() {
+            self.first_magic = Some(magic.clone());
+        }
+        let wanted = section_of(section);
+        let cur = Current { given };
         let mut in_section = false;
         let mut found = false;
         let mut blocks: Vec<Block> = Vec::new();
         let mut skipped_since: Option<(String, String, usize)> = None;
-        for (index, raw) in text.lines().enumerate() {
+        for (index, written) in raw.lines().enumerate() {
             let number = index + 1;
-            let line = raw.trim();
+            // uWSGI expands the magic variables over the whole text before
+            // it splits lines; line by line is the same except for a `%`
+            // that ends a line (uWSGI removes it with the newline).
+            let expanded = magic.expand(written);
+            let written = written.trim_matches([' ', '\t', '\r']);
+            let line = expanded.trim_matches([' ', '\t', '\r']);
             if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
                 continue;
             }
             let place = format!("{given}:{number}");
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                self.flush_skipped(&mut skipped_since, section);
-                in_section = name.trim() == section;
+            if let Some(name) = line.strip_prefix('[') {
+                self.flush_skipped(&mut skipped_since, wanted);
+                // uWSGI drops the last character, whatever it is.
+                let name = &name[..name.len().saturating_sub(1)];
+                in_section = name == wanted;
                 if in_section {
                     found = true;
                     let detail = "read".to_string();
@@ -135,9 +156,9 @@ impl IniReader {
                 }
                 continue;
             }
-            self.line(&cur, &mut blocks, number, line);
+            self.line(&cur, &mut blocks, number, (written, line), None);
         }
-        self.flush_skipped(&mut skipped_since, section);
+        self.flush_skipped(&mut skipped_since, wanted);
         for block in blocks {
             let (line, what) = match block {
                 Block::If { line, .. } => (line, "endif"),
@@ -147,13 +168,41 @@ impl IniReader {
             self.other(Record::new(given, line, Outcome::Invalid(why)));
         }
         if !found {
-            return Err(format!("ini file {given} has no [{section}] section"));
+            return Err(format!("ini file {given} has no [{wanted}] section"));
         }
         Ok(())
     }
 
+    /// Expands `$(...)`, `@(...)` and `%(...)` in every value read, in
+    /// uWSGI's order; call once after the last [`IniReader::read`].
+    pub fn finish(&mut self) {
+        let mut opts: Vec<Exported> = self.exported.iter().map(|(e, _)| e.clone()).collect();
+        expand_all(&mut opts, &|name| std::env::var(name).ok());
+        for (opt, (_, item)) in opts.into_iter().zip(&self.exported) {
+            let Some(IniItem::Option(line)) = item.and_then(|i| self.items.get_mut(i)) else {
+                continue;
+            };
+            for name in &opt.used {
+                self.used
+                    .entry(name.to_ascii_lowercase().replace('_', "-"))
+                    .or_insert(line.place.clone());
+            }
+            line.value = opt.value;
+            line.notes.extend(opt.notes);
+        }
+    }
+
     fn other(&mut self, record: Record) {
         self.items.push(IniItem::Other(record));
+    }
+
+    /// The first value of option `key` read so far (uWSGI's
+    /// `uwsgi_get_exported_opt`, for `if-opt`).
+    fn exported_value(&self, key: &str) -> Option<String> {
+        self.exported
+            .iter()
+            .find(|(e, _)| e.key == key)
+            .map(|(e, _)| e.value.clone())
     }
 
     /// Records the lines of a section that is not read as one line.
@@ -168,24 +217,32 @@ impl IniReader {
         }
     }
 
-    /// Takes one option line of the section read.
-    fn line(&mut self, cur: &Current<'_>, blocks: &mut Vec<Block>, number: usize, line: &str) {
+    /// Takes one option line of the section read; `underscore` is the
+    /// loop item a `for` body is replayed with.
+    fn line(
+        &mut self,
+        cur: &Current<'_>,
+        blocks: &mut Vec<Block>,
+        number: usize,
+        (written, line): (&str, &str),
+        underscore: Option<&str>,
+    ) {
         let place = format!("{}:{number}", cur.given);
         let (key, raw_value) = match line.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
+            Some((k, v)) => (k.trim_end(), v.trim_matches([' ', '\t', '\r'])),
             None => (line, ""),
         };
         let norm = key.to_ascii_lowercase().replace('_', "-");
         if let Some(Block::For { body, .. }) = blocks.last_mut() {
-            if norm != "endfor" {
-                body.push((number, line.to_string()));
+            if !is_end(&norm) {
+                body.push((number, written.to_string(), line.to_string()));
                 return;
             }
         }
         let active = blocks
             .iter()
             .all(|b| !matches!(b, Block::If { active: false, .. }));
-        if norm == "endif" || norm == "endfor" {
+        if is_end(&norm) {
             self.close_block(cur, blocks, &norm, place, line);
             return;
         }
@@ -195,6 +252,7 @@ impl IniReader {
                 blocks.push(Block::If {
                     active: false,
                     line: line_text,
+                    data: None,
                 });
             } else if norm == "for" || norm.starts_with("for-") {
                 blocks.push(Block::For {
@@ -207,57 +265,70 @@ impl IniReader {
             self.other(Record::new(place, line, info("skipped", detail)));
             return;
         }
-        let expanded = expand(raw_value, &self.vars, &cur.magic);
-        for name in &expanded.used {
-            self.used
-                .entry(name.to_ascii_lowercase().replace('_', "-"))
-                .or_insert(place.clone());
-        }
+        // Inside a block, uWSGI replaces `%(_)` in the value as it reads it.
+        let data = underscore.map(String::from).or_else(|| {
+            blocks.iter().rev().find_map(|b| match b {
+                Block::If { data, .. } => data.clone(),
+                Block::For { .. } => None,
+            })
+        });
+        let value = match &data {
+            Some(d) => raw_value.replace("%(_)", d),
+            None => raw_value.to_string(),
+        };
         if norm.starts_with("if-") {
-            self.open_if(&norm, place, line, expanded, blocks);
+            self.open_if(&norm, place, line, &value, blocks);
             return;
         }
         if let Some(kind) = norm.strip_prefix("for") {
             if kind.is_empty() || kind.starts_with('-') {
-                self.open_for(kind, place, line, expanded, blocks);
+                self.open_for(kind, place, line, &value, blocks);
                 return;
             }
         }
         match norm.as_str() {
-            "ini" | "include" => self.include(cur, place, line, &expanded.value),
+            "ini" | "include" => self.include(cur, place, line, &value),
             "set-placeholder" | "set-ph" => {
-                let outcome = match expanded.value.split_once('=') {
-                    Some((name, value)) => {
-                        self.vars.insert(name.trim().into(), value.trim().into());
-                        info(
-                            "placeholder",
-                            format!("%({}) = {}", name.trim(), value.trim()),
-                        )
+                let outcome = match value.split_once('=') {
+                    Some((name, v)) => {
+                        self.export(name, v, None);
+                        info("placeholder", format!("%({name}) = {v}"))
                     }
                     None => Outcome::Invalid("expected set-placeholder = NAME=VALUE".into()),
                 };
                 self.other(Record::new(place, line, outcome));
             }
             _ => {
-                self.vars.insert(key.to_string(), expanded.value.clone());
+                let index = self.items.len();
+                self.export(key, &value, Some(index));
                 self.items.push(IniItem::Option(IniLine {
                     place,
-                    text: line.to_string(),
+                    text: written.to_string(),
                     key: norm,
-                    value: expanded.value,
-                    notes: expanded.notes,
+                    value,
+                    notes: Vec::new(),
                 }));
             }
         }
     }
 
+    fn export(&mut self, key: &str, value: &str, item: Option<usize>) {
+        let exported = Exported {
+            key: key.to_string(),
+            value: value.to_string(),
+            used: Vec::new(),
+            notes: Vec::new(),
+        };
+        self.exported.push((exported, item));
+    }
+
     /// `ini = FILE[:SECTION]` or `ini = :SECTION` (this file).
     fn include(&mut self, cur: &Current<'_>, place: String, line: &str, value: &str) {
         let (file, section) = match value.strip_prefix(':') {
-            Some(section) => (cur.given, section),
+            Some(section) => (cur.given, Some(section)),
             None => split_spec(value),
         };
-        let detail = format!("{file} [{section}], its lines follow");
+        let detail = format!("{file} [{}], its lines follow", section_of(section));
         self.other(Record::new(place.clone(), line, info("included", detail)));
         if self.depth >= MAX_DEPTH {
             let why = format!("includes nested more than {MAX_DEPTH} deep (a loop?)");
@@ -276,38 +347,31 @@ impl IniReader {
         norm: &str,
         place: String,
         line: &str,
-        expanded: Expanded,
+        arg: &str,
         blocks: &mut Vec<Block>,
     ) {
         let (negate, test) = match norm.strip_prefix("if-not-") {
             Some(test) => (true, test),
             None => (false, &norm[3..]),
         };
-        let arg = expanded.value.as_str();
-        let (holds, underscore) = match test {
-            "env" => match arg.split_once('=') {
-                Some((var, want)) => {
-                    let got = std::env::var(var).unwrap_or_default();
-                    (got == want, got)
-                }
-                None => {
-                    let got = std::env::var(arg).unwrap_or_default();
-                    (!got.is_empty(), got)
-                }
-            },
-            "exists" => (Path::new(arg).exists(), arg.to_string()),
-            "file" => (Path::new(arg).is_file(), arg.to_string()),
-            "dir" => (Path::new(arg).is_dir(), arg.to_string()),
-            "opt" => match arg.split_once('=') {
-                Some((name, want)) => (
-                    self.vars.get(name).is_some_and(|v| v == want),
-                    String::new(),
-                ),
-                None => (
-                    self.vars.contains_key(arg),
-                    self.vars.get(arg).cloned().unwrap_or_default(),
-                ),
-            },
+        // What the test found, and what `%(_)` is in the block. uWSGI
+        // counts a variable or option that is set, even empty, as true.
+        let (holds, data) = match test {
+            "env" | "opt" => {
+                let (name, want) = match arg.split_once('=') {
+                    Some((name, want)) => (name, Some(want)),
+                    None => (arg, None),
+                };
+                let got = match test {
+                    "env" => std::env::var(name).ok(),
+                    _ => self.exported_value(name),
+                };
+                let holds = got.as_deref().is_some_and(|g| want.is_none_or(|w| g == w));
+                (holds, got)
+            }
+            "exists" => (Path::new(arg).exists(), Some(arg.to_string())),
+            "file" => (Path::new(arg).is_file(), Some(arg.to_string())),
+            "dir" => (Path::new(arg).is_dir(), Some(arg.to_string())),
             _ => {
                 let why = "this config condition is not supported; its block is skipped".into();
                 self.other(Record::new(place, line, Outcome::Unsupported(why)));
@@ -315,14 +379,12 @@ impl IniReader {
                 blocks.push(Block::If {
                     active: false,
                     line,
+                    data: None,
                 });
                 return;
             }
         };
         let active = holds != negate;
-        if active && !negate {
-            self.vars.insert("_".into(), underscore);
-        }
         let detail = if active {
             "true: the lines up to endif are read".to_string()
         } else {
@@ -330,7 +392,7 @@ impl IniReader {
         };
         self.other(Record::new(place, line, info("condition", detail)));
         let line = line.to_string();
-        blocks.push(Block::If { active, line });
+        blocks.push(Block::If { active, line, data });
     }
 
     fn open_for(
@@ -338,24 +400,22 @@ impl IniReader {
         kind: &str,
         place: String,
         line: &str,
-        expanded: Expanded,
+        arg: &str,
         blocks: &mut Vec<Block>,
     ) {
         let items: Result<Vec<String>, String> = match kind {
-            "" => Ok(expanded
-                .value
-                .split_whitespace()
+            "" => Ok(arg
+                .split(' ')
+                .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect()),
-            "-readline" => std::fs::read_to_string(&expanded.value)
-                .map(|t| {
-                    t.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .map_err(|e| format!("cannot read {}: {e}", expanded.value)),
+            "-readline" => std::fs::read_to_string(arg)
+                .map(|t| t.lines().map(String::from).collect())
+                .map_err(|e| format!("cannot read {arg}: {e}")),
+            "-times" => {
+                let n = super::placeholders::leading_i64(arg).max(0);
+                Ok((1..=n).map(|i| i.to_string()).collect())
+            }
             _ => Err(format!(
                 "`for{kind}` is not supported; expand the loop by hand"
             )),
@@ -368,7 +428,7 @@ impl IniReader {
                     items.len()
                 ),
             ),
-            Err(e) if kind.is_empty() || kind == "-readline" => Outcome::Invalid(e.clone()),
+            Err(e) if matches!(kind, "" | "-readline" | "-times") => Outcome::Invalid(e.clone()),
             Err(e) => Outcome::Unsupported(e.clone()),
         };
         self.other(Record::new(place, line, outcome));
@@ -387,26 +447,24 @@ impl IniReader {
         place: String,
         line: &str,
     ) {
-        match (norm, blocks.pop()) {
-            ("endif", Some(Block::If { .. })) => {
+        match blocks.pop() {
+            Some(Block::If { .. }) => {
                 self.other(Record::new(
                     place,
                     line,
                     info("condition", "end of block".into()),
                 ));
             }
-            ("endfor", Some(Block::For { items, body, .. })) => {
+            Some(Block::For { items, body, .. }) => {
                 self.other(Record::new(place, line, info("loop", "end of loop".into())));
                 for item in items {
-                    self.vars.insert("_".into(), item);
                     let mut inner = Vec::new();
-                    for (number, text) in &body {
-                        self.line(cur, &mut inner, *number, text);
+                    for (number, written, text) in &body {
+                        self.line(cur, &mut inner, *number, (written, text), Some(&item));
                     }
                 }
             }
-            (_, open) => {
-                blocks.extend(open);
+            None => {
                 let why = format!("`{norm}` without an open block");
                 self.other(Record::new(place, line, Outcome::Invalid(why)));
             }
@@ -414,116 +472,15 @@ impl IniReader {
     }
 }
 
+/// uWSGI ends any block on any of these.
+fn is_end(norm: &str) -> bool {
+    matches!(norm, "end" | "endif" | "endfor" | "end-if" | "end-for")
+}
+
 fn info(label: &'static str, detail: String) -> Outcome {
     Outcome::Info { label, detail }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(text: &str, section: &str) -> Result<IniReader, String> {
-        let dir = std::env::temp_dir().join(format!("rwsgi-ini-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("t{}.ini", rand_suffix()));
-        std::fs::write(&path, text).unwrap();
-        let mut reader = IniReader::default();
-        let result = reader.read(path.to_str().unwrap(), section);
-        let _ = std::fs::remove_file(&path);
-        result.map(|()| reader)
-    }
-
-    fn rand_suffix() -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        N.fetch_add(1, Ordering::Relaxed)
-    }
-
-    fn options(reader: &IniReader) -> Vec<(String, String)> {
-        reader
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                IniItem::Option(l) => Some((l.key.clone(), l.value.clone())),
-                IniItem::Other(_) => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn reads_the_uwsgi_section_only() {
-        let r = read(
-            "top = 1\n[other]\nprocesses = 9\n[uwsgi]\n; comment\n# another\nprocesses = 4\nmaster\n",
-            "uwsgi",
-        )
-        .unwrap();
-        assert_eq!(
-            options(&r),
-            [
-                ("processes".into(), "4".into()),
-                ("master".into(), "".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn repeated_keys_stay_in_order() {
-        let r = read("[uwsgi]\nsocket = a.sock\nsocket = :9000\n", "uwsgi").unwrap();
-        assert_eq!(options(&r).len(), 2);
-        assert_eq!(options(&r)[1].1, ":9000");
-    }
-
-    #[test]
-    fn a_missing_section_is_an_error() {
-        let err = read("[dev]\nprocesses = 4\n", "uwsgi").unwrap_err();
-        assert!(err.contains("no [uwsgi] section"), "{err}");
-    }
-
-    #[test]
-    fn a_named_section_and_an_include_of_another() {
-        let r = read(
-            "[base]\nchdir = /srv\n[prod]\nini = :base\nprocesses = %(chdir)\n",
-            "prod",
-        )
-        .unwrap();
-        assert_eq!(
-            options(&r),
-            [
-                ("chdir".into(), "/srv".into()),
-                ("processes".into(), "/srv".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn conditions_and_loops() {
-        std::env::set_var("RWSGI_INI_TEST_FLAG", "yes");
-        let r = read(
-            "[uwsgi]\nif-env = RWSGI_INI_TEST_FLAG\nenv = FLAG=%(_)\nendif =\n\
-             if-env = RWSGI_INI_TEST_UNSET\nprocesses = 99\nendif =\n\
-             for = a b\npythonpath = /p/%(_)\nendfor =\n",
-            "uwsgi",
-        )
-        .unwrap();
-        assert_eq!(
-            options(&r),
-            [
-                ("env".into(), "FLAG=yes".into()),
-                ("pythonpath".into(), "/p/a".into()),
-                ("pythonpath".into(), "/p/b".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn file_and_section_spec() {
-        assert_eq!(
-            split_spec("/nonexistent/app.ini"),
-            ("/nonexistent/app.ini", "uwsgi")
-        );
-        assert_eq!(
-            split_spec("/nonexistent/app.ini:prod"),
-            ("/nonexistent/app.ini", "prod")
-        );
-    }
-}
+#[path = "ini_tests.rs"]
+mod tests;

@@ -27,10 +27,13 @@
 //! - `options`: the option list read back from it (kinds, defaults, value checks).
 //! - `ini`, `placeholders`: reading uWSGI ini files.
 //! - `uwsgi_table`, `uwsgi`: what each uWSGI option means to rwsgi, and
-//!   applying that to ini lines.
+//!   applying that to ini lines; `uwsgi_names`: every option name uWSGI
+//!   has and how it reads its value (generated from uWSGI's source by
+//!   `uwsgi_names.py`).
 //! - `toml_file`, `env`: the native file and `RWSGI_*` variables.
 //! - `record`, `check`: per-line outcomes, the report, the log.
 //! - `daemon`: the attached daemons' option values.
+//! - `process`: `--umask` and `--max-fd`, applied before anything starts.
 
 mod check;
 mod cli;
@@ -39,10 +42,13 @@ pub(crate) mod env;
 mod ini;
 mod options;
 mod placeholders;
+mod process;
 mod record;
 mod toml_file;
 mod uwsgi;
+mod uwsgi_names;
 mod uwsgi_table;
+mod uwsgi_value;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -90,6 +96,9 @@ pub fn load_or_exit(argv: &[OsString]) -> Loaded {
         eprintln!("rwsgi: not starting; add --check-config to see how each line is taken");
         std::process::exit(2);
     };
+    for warning in process::apply(&cli) {
+        eprintln!("rwsgi: {warning}");
+    }
     for assignment in &cli.env {
         if let Some((key, value)) = assignment.split_once('=') {
             // Single-threaded here, before Python starts: the app sees it.
@@ -115,6 +124,8 @@ struct Resolved {
     effective: Vec<String>,
     /// Errors that belong to no line (a missing file, a clash).
     errors: Vec<String>,
+    /// systemd passed the listening sockets (`LISTEN_FDS`).
+    socket_activation: bool,
 }
 
 impl Resolved {
@@ -122,18 +133,67 @@ impl Resolved {
     fn problems(&self) -> Vec<String> {
         let mut out = check::fatal_lines(&self.notes);
         out.extend(self.errors.iter().cloned());
+        out.extend(self.listener_problem());
         out
     }
 
     fn report(&self) -> String {
         let effective = self.cli.as_ref().map(|_| self.effective.as_slice());
+        let mut errors = self.errors.clone();
+        errors.extend(self.listener_problem());
         check::report(
             &self.notes,
             &self.table,
             &self.command_line,
             effective,
-            &self.errors,
+            self.listeners().as_deref(),
+            &errors,
         )
+    }
+
+    /// What the server will listen on, from the same parsed options the
+    /// master binds (`Cli::listeners`), for the report.
+    fn listeners(&self) -> Option<String> {
+        let cli = self.cli.as_ref()?;
+        if self.socket_activation {
+            return Some("the sockets systemd passes (LISTEN_FDS)".into());
+        }
+        let shown: Vec<String> = cli.listeners().iter().map(|l| l.to_string()).collect();
+        let default = if cli.names_a_listener() {
+            ""
+        } else {
+            " (the built-in default: nothing names a listener)"
+        };
+        Some(format!("{}{default}", shown.join(", ")))
+    }
+
+    /// A configuration file was read and yet nothing names a listener:
+    /// uWSGI would refuse to start ("the -s/--socket option is missing"),
+    /// and the built-in default address is surely not what the file meant.
+    fn listener_problem(&self) -> Option<String> {
+        let cli = self.cli.as_ref()?;
+        if self.socket_activation || cli.names_a_listener() || self.notes.sources.is_empty() {
+            return None;
+        }
+        let lines: Vec<String> = self
+            .notes
+            .records
+            .iter()
+            .filter(|r| {
+                let key = r.text.split('=').next().unwrap_or_default();
+                let key = key.trim().to_ascii_lowercase().replace('_', "-");
+                uwsgi_table::LISTENER_OPTIONS.contains(&key.as_str())
+            })
+            .map(|r| format!("{} `{}` ({})", r.place, r.text, r.outcome.label()))
+            .collect();
+        let why = if lines.is_empty() {
+            "no line names one (socket, http-socket, http11-socket, scgi-socket...)".to_string()
+        } else {
+            format!("none of its listener lines was taken: {}", lines.join("; "))
+        };
+        Some(format!(
+            "no listener could be taken from this configuration: {why}; rwsgi does not fall back to 127.0.0.1:8000 when a file is read"
+        ))
     }
 }
 
@@ -176,11 +236,14 @@ fn resolve(argv: &[OsString], vars: &[(String, String)]) -> Result<Resolved, cla
     for spec in &ini_files {
         let (file, section) = ini::split_spec(spec);
         match reader.read(file, section) {
-            Ok(()) => notes.sources.push(format!("{file} [{section}]")),
+            Ok(()) => notes
+                .sources
+                .push(format!("{file} [{}]", ini::section_of(section))),
             Err(e) => errors.push(e),
         }
         notes.read_ini = true;
     }
+    reader.finish();
     classify_ini(&table, &reader, &mut out);
     for file in &toml_files {
         match toml_file::read(file, &table, &mut out) {
@@ -227,6 +290,7 @@ fn resolve(argv: &[OsString], vars: &[(String, String)]) -> Result<Resolved, cla
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         errors,
+        socket_activation: vars.iter().any(|(k, _)| k == "LISTEN_FDS"),
     })
 }
 
@@ -411,7 +475,7 @@ mod tests {
     fn unknown_options_warn_unless_strict() {
         let d = dir();
         let ini = d.join("a.ini");
-        std::fs::write(&ini, "[uwsgi]\nvacum = true\n").unwrap();
+        std::fs::write(&ini, "[uwsgi]\nsocket = :3031\nvacum = true\n").unwrap();
         let ini = ini.to_str().unwrap();
         let r = run(&["--ini", ini], &[]);
         assert!(r.problems().is_empty());
@@ -424,7 +488,7 @@ mod tests {
     fn bad_values_name_file_line_and_option() {
         let d = dir();
         let ini = d.join("a.ini");
-        std::fs::write(&ini, "[uwsgi]\n\nharakiri = soon\n").unwrap();
+        std::fs::write(&ini, "[uwsgi]\n\nharakiri = soon\nsocket = :3031\n").unwrap();
         let r = run(&["--ini", ini.to_str().unwrap()], &[]);
         let p = r.problems();
         assert_eq!(p.len(), 1);
@@ -433,6 +497,87 @@ mod tests {
             "{p:?}"
         );
         assert!(p[0].contains("invalid value 'soon'"), "{p:?}");
+    }
+
+    #[test]
+    fn values_with_a_comment_after_them_read_as_uwsgi_reads_them() {
+        let d = dir();
+        let ini = d.join("a.ini");
+        std::fs::write(
+            &ini,
+            "[uwsgi]\nsocket = :3031\nprocesses = 4   ; four workers\nharakiri = 60  # seconds\n\
+             vacuum = true ; remove sockets\nlazy-apps = false ; oops\n",
+        )
+        .unwrap();
+        let r = run(&["--ini", ini.to_str().unwrap()], &[]);
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        let cli = r.cli.as_ref().unwrap();
+        assert_eq!((cli.processes, cli.harakiri), (4, 60));
+        assert!(cli.vacuum);
+        // uWSGI compares the whole value with `false`: this one is on.
+        assert!(cli.lazy_apps);
+        let report = r.report();
+        assert!(report.contains("ignores `; four workers`"), "{report}");
+        assert!(report.contains("ignores `# seconds`"), "{report}");
+    }
+
+    fn ini(text: &str) -> String {
+        let path = dir().join("a.ini");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn an_http11_socket_is_an_http_listener_and_the_report_names_it() {
+        let file = ini("[uwsgi]\nmodule = app\nhttp11-socket = :8080\n");
+        let r = run(&["--ini", &file], &[]);
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        let listeners = r.cli.as_ref().unwrap().listeners();
+        assert_eq!(listeners.len(), 1);
+        assert_eq!(listeners[0].to_string(), "http://0.0.0.0:8080");
+        assert!(r.report().contains("listeners: http://0.0.0.0:8080\n"));
+    }
+
+    #[test]
+    fn a_file_without_a_listener_refuses_to_start_rather_than_use_the_default() {
+        let file = ini("[uwsgi]\nmodule = app\n");
+        let r = run(&["--ini", &file], &[]);
+        let p = r.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("no listener could be taken"), "{p:?}");
+        assert!(r.report().contains("rwsgi would refuse to start"));
+        // The command line may give it, and systemd may pass it.
+        assert!(run(&["--ini", &file, "--http-socket", ":9"], &[])
+            .problems()
+            .is_empty());
+        assert!(run(&["--ini", &file], &[("LISTEN_FDS", "1")])
+            .problems()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_listener_rwsgi_cannot_open_is_an_error_that_names_its_line() {
+        let file = ini("[uwsgi]\nmodule = app\nhttps-socket = :443,cert.pem,key.pem\n");
+        let r = run(&["--ini", &file], &[]);
+        let p = r.problems();
+        assert!(
+            p.iter()
+                .any(|p| p.contains("a.ini:3") && p.contains("terminate TLS")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.contains("no listener could be taken")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn without_any_configuration_the_default_listener_is_used() {
+        let r = run(&[], &[]);
+        assert!(r.problems().is_empty());
+        assert!(r
+            .report()
+            .contains("listeners: http://127.0.0.1:8000 (the built-in default"));
     }
 
     #[test]

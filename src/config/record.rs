@@ -23,6 +23,9 @@ pub(crate) enum Outcome {
     NotNeeded(String),
     /// rwsgi cannot do what the option asks: what to do instead.
     Unsupported(String),
+    /// rwsgi cannot do what the option asks, and runs safely without it
+    /// (`--strict` accepts it): why.
+    Harmless(String),
     /// rwsgi will do it, not yet.
     UnsupportedYet(String),
     /// No such option (a hint may follow).
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::Applied { .. } | Outcome::Info { .. } | Outcome::NotNeeded(_) => {
                 Severity::Fine
             }
+            Outcome::Harmless(_) => Severity::Warning,
             Outcome::Unsupported(_) | Outcome::UnsupportedYet(_) | Outcome::Unknown(_) => {
                 if strict {
                     Severity::Error
@@ -68,6 +72,7 @@ impl Outcome {
             Outcome::Info { label, .. } => label,
             Outcome::NotNeeded(_) => "accepted, not needed",
             Outcome::Unsupported(_) => "unsupported",
+            Outcome::Harmless(_) => "unsupported, safe to skip",
             Outcome::UnsupportedYet(_) => "unsupported yet",
             Outcome::Unknown(_) => "unknown option",
             Outcome::Invalid(_) => "error",
@@ -98,6 +103,7 @@ impl Outcome {
             Outcome::Info { detail, .. } => detail.clone(),
             Outcome::NotNeeded(why)
             | Outcome::Unsupported(why)
+            | Outcome::Harmless(why)
             | Outcome::UnsupportedYet(why)
             | Outcome::Unknown(why)
             | Outcome::Invalid(why) => why.clone(),
@@ -275,7 +281,7 @@ fn to_val(
             }
             table.check_value(spec, value).map_err(|e| {
                 if value.contains(" #") || value.contains(" ;") {
-                    format!("{e} (ini files have no comments after a value)")
+                    format!("{e} (uWSGI keeps a `;` or `#` after a value in the value: put the comment on a line of its own)")
                 } else {
                     e
                 }

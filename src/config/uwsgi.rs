@@ -9,11 +9,13 @@
 use super::ini::IniLine;
 use super::options::{OptionTable, LOADER_OPTIONS};
 use super::record::{Collector, Notes, Outcome, Record};
-use super::uwsgi_table::{rule, Rule::*, Special as SpecialRule, RULES};
+use super::uwsgi_names::UWSGI_OPTIONS;
+use super::uwsgi_table::{explicit_rule, rule, uwsgi_kind, Rule::*, Special as SpecialRule};
+use super::uwsgi_value;
 
 /// A uWSGI option name close to `key` (for typos such as `vacum`).
 pub(crate) fn suggest(key: &str, table: &OptionTable) -> Option<String> {
-    let candidates = RULES
+    let candidates = UWSGI_OPTIONS
         .iter()
         .map(|(name, _)| name.to_string())
         .chain(table.specs().iter().map(|s| s.long.clone()))
@@ -76,17 +78,40 @@ impl<'a> Classifier<'a> {
     /// used it as `%(key)`, if any.
     pub fn line(&self, line: &IniLine, placeholder_use: Option<&str>, out: &mut Collector) {
         let at = (line.place.as_str(), line.text.as_str());
-        let expansion = (!line.notes.is_empty()).then(|| line.notes.join("; "));
-        let rule = match rule(&line.key) {
+        let reading = match uwsgi_kind(&line.key) {
+            Some(kind) => uwsgi_value::read(kind, &line.value),
+            None => uwsgi_value::Reading {
+                value: line.value.clone(),
+                note: None,
+            },
+        };
+        let expansion = join(
+            (!line.notes.is_empty()).then(|| line.notes.join("; ")),
+            reading.note,
+        );
+        let value = reading.value.as_str();
+        let told = |why: &str| match &expansion {
+            Some(note) => format!("{why} ({note})"),
+            None => why.to_string(),
+        };
+        // A rule written for the name wins; then rwsgi's own option of the
+        // same name (attach-daemon...); then the name's family.
+        let own = self
+            .table
+            .lookup(&line.key)
+            .filter(|spec| !LOADER_OPTIONS.contains(&spec.long.as_str()));
+        let rule = match explicit_rule(&line.key)
+            .or_else(|| own.is_none().then(|| rule(&line.key)).flatten())
+        {
             Some(rule) => rule,
-            None => match self.table.lookup(&line.key) {
+            None => match own {
                 // An rwsgi option under its own name.
-                Some(spec) if !LOADER_OPTIONS.contains(&spec.long.as_str()) => {
+                Some(_) => {
                     let notes = Notes {
                         default_note: None,
                         note: expansion,
                     };
-                    self.apply(out, at, &line.key, &line.value, notes);
+                    self.apply(out, at, &line.key, value, notes);
                     return;
                 }
                 _ => {
@@ -107,8 +132,8 @@ impl<'a> Classifier<'a> {
             note: join(note.map(String::from), expansion.clone()),
         };
         match rule {
-            Same(long) => self.apply(out, at, long, &line.value, notes(None, None)),
-            Like(long, note) => self.apply(out, at, long, &line.value, notes(Some(note), None)),
+            Same(long) => self.apply(out, at, long, value, notes(None, None)),
+            Like(long, note) => self.apply(out, at, long, value, notes(Some(note), None)),
             Default(long, uwsgi_default, note) => {
                 let default_note = self.table.lookup(long).map(|spec| {
                     format!(
@@ -116,19 +141,21 @@ impl<'a> Classifier<'a> {
                         spec.default.as_deref().unwrap_or("none")
                     )
                 });
-                self.apply(out, at, long, &line.value, notes(note, default_note));
+                self.apply(out, at, long, value, notes(note, default_note));
             }
-            NotNeeded(why) => out.push(Record::new(at.0, at.1, Outcome::NotNeeded(why.into()))),
+            NotNeeded(why) => out.push(Record::new(at.0, at.1, Outcome::NotNeeded(told(why)))),
             Unsupported(why) => {
-                out.push(Record::new(at.0, at.1, Outcome::Unsupported(why.into())));
+                out.push(Record::new(at.0, at.1, Outcome::Unsupported(told(why))));
             }
+            Harmless(why) => out.push(Record::new(at.0, at.1, Outcome::Harmless(told(why)))),
+            Fatal(why) => out.push(Record::new(at.0, at.1, Outcome::Invalid(told(why)))),
             Pending(long, _) if !long.is_empty() && self.table.lookup(long).is_some() => {
-                self.apply(out, at, long, &line.value, notes(None, None));
+                self.apply(out, at, long, value, notes(None, None));
             }
             Pending(_, why) => {
-                out.push(Record::new(at.0, at.1, Outcome::UnsupportedYet(why.into())));
+                out.push(Record::new(at.0, at.1, Outcome::UnsupportedYet(told(why))));
             }
-            Special(special) => self.special(special, line, out, notes(None, None)),
+            Special(special) => self.special(special, line, value, out, notes(None, None)),
         }
     }
 
@@ -142,14 +169,21 @@ impl<'a> Classifier<'a> {
         }
     }
 
-    fn special(&self, special: SpecialRule, line: &IniLine, out: &mut Collector, mut notes: Notes) {
+    fn special(
+        &self,
+        special: SpecialRule,
+        line: &IniLine,
+        value: &str,
+        out: &mut Collector,
+        mut notes: Notes,
+    ) {
         let at = (line.place.as_str(), line.text.as_str());
-        let value = line.value.trim();
+        let value = value.trim();
         let push = |out: &mut Collector, outcome| out.push(Record::new(at.0, at.1, outcome));
         match special {
             SpecialRule::Socket if value.starts_with('@') => push(
                 out,
-                Outcome::Unsupported(
+                Outcome::Invalid(
                     "abstract-namespace Unix sockets (@name) are not supported; use a path such as /run/app/app.sock".into(),
                 ),
             ),
@@ -211,8 +245,8 @@ impl<'a> Classifier<'a> {
                 }
                 _ => push(
                     out,
-                    Outcome::Unsupported(
-                        "only `file:PATH` loggers map (onto --logto); for syslog or journald, log to stderr under systemd".into(),
+                    Outcome::UnsupportedYet(
+                        "only `file:PATH` loggers map (onto --logto) yet; for syslog or journald, log to stderr under systemd".into(),
                     ),
                 ),
             },
@@ -222,8 +256,8 @@ impl<'a> Classifier<'a> {
             ),
             SpecialRule::Hook => push(
                 out,
-                Outcome::Unsupported(
-                    "hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint".into(),
+                Outcome::UnsupportedYet(
+                    "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint".into(),
                 ),
             ),
         }
@@ -243,7 +277,7 @@ pub(crate) fn unknown_hint(key: &str, table: &OptionTable) -> String {
 pub(crate) fn uwsgi_only_hint(key: &str) -> Option<String> {
     match rule(key)? {
         NotNeeded(why) => Some(format!("a uWSGI option rwsgi does not need: {why}")),
-        Unsupported(why) | Pending(_, why) => {
+        Unsupported(why) | Harmless(why) | Fatal(why) | Pending(_, why) => {
             Some(format!("a uWSGI option rwsgi does not have: {why}"))
         }
         Same(long) | Like(long, _) | Default(long, _, _) => {
@@ -271,5 +305,78 @@ mod tests {
         assert_eq!(suggest("vaccum", &table).as_deref(), Some("vacuum"));
         assert_eq!(suggest("procesess", &table).as_deref(), Some("processes"));
         assert_eq!(suggest("zzzzzz", &table), None);
+        assert_eq!(
+            suggest("py-callos-afterfork", &table).as_deref(),
+            Some("py-call-osafterfork")
+        );
+    }
+
+    /// How `key = value` is taken, by its outcome's label.
+    fn verdict(key: &str, value: &str) -> String {
+        let table = OptionTable::new();
+        let line = IniLine {
+            place: "a.ini:2".into(),
+            text: format!("{key} = {value}"),
+            key: key.into(),
+            value: value.into(),
+            notes: Vec::new(),
+        };
+        let classifier = Classifier::new(&table, &[&line]);
+        let mut out = Collector::default();
+        classifier.line(&line, None, &mut out);
+        out.records[0].outcome.label().to_string()
+    }
+
+    #[test]
+    fn uwsgi_options_are_never_called_unknown() {
+        for key in [
+            "ksm",
+            "close-on-exec",
+            "gevent",
+            "gevent-early-monkey-patch",
+            "logformat-strftime",
+            "logger-req",
+            "cheaper-busyness-max",
+            "fastrouter-events",
+        ] {
+            assert_ne!(verdict(key, "1"), "unknown option", "{key}");
+        }
+    }
+
+    #[test]
+    fn names_uwsgi_does_not_have_are_unknown_even_in_a_known_family() {
+        for key in ["exec-pre", "log-buffering", "py-callos-afterfork", "vacum"] {
+            assert_eq!(verdict(key, "1"), "unknown option", "{key}");
+        }
+    }
+
+    #[test]
+    fn strict_refuses_what_rwsgi_cannot_honour_safely_and_accepts_what_is_harmless() {
+        use crate::config::record::Severity;
+        let severity = |key: &str| {
+            let table = OptionTable::new();
+            let line = IniLine {
+                place: "a.ini:2".into(),
+                text: format!("{key} = 1"),
+                key: key.into(),
+                value: "1".into(),
+                notes: Vec::new(),
+            };
+            let mut out = Collector::default();
+            Classifier::new(&table, &[&line]).line(&line, None, &mut out);
+            out.records[0].outcome.severity(true)
+        };
+        // uWSGI's own strict mode refuses only unknown names.
+        assert_eq!(severity("frobnicate"), Severity::Error);
+        // Running without these changes what the app or operator relies on.
+        for key in ["chroot", "gevent", "cron", "add-header", "mount"] {
+            assert_eq!(severity(key), Severity::Error, "{key}");
+        }
+        // rwsgi honours these itself.
+        assert_eq!(severity("attach-daemon"), Severity::Fine);
+        // Running without these is safe.
+        for key in ["ksm", "cpu-affinity", "carbon", "close-on-exec", "master"] {
+            assert!(severity(key) < Severity::Error, "{key}");
+        }
     }
 }

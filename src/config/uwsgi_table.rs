@@ -2,6 +2,7 @@
 //! The table is data; [`super::uwsgi`] applies it to ini lines.
 
 use super::options::OptionTable;
+use super::uwsgi_names::UWSGI_OPTIONS;
 
 /// How one uWSGI option is taken.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +17,12 @@ pub(crate) enum Rule {
     NotNeeded(&'static str),
     /// rwsgi does not do this: what to do instead.
     Unsupported(&'static str),
+    /// rwsgi does not do this, and running without it is safe (so
+    /// `--strict` accepts it): why.
+    Harmless(&'static str),
+    /// rwsgi cannot start with this line (a listener it cannot open):
+    /// what to do instead.
+    Fatal(&'static str),
     /// rwsgi's option once it exists; until then "unsupported yet".
     Pending(&'static str, &'static str),
     /// Needs a look at the value.
@@ -40,12 +47,42 @@ pub(crate) enum Special {
 
 pub(crate) use Rule::*;
 
+/// How uWSGI reads an option's value: the parser its option table names
+/// (`core/uwsgi.c`, `uwsgi_opt_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    /// `uwsgi_opt_true`: on, unless the value is exactly `false`, `off`,
+    /// `no` (any case) or `0`.
+    Flag,
+    /// `uwsgi_opt_false`: off, unless the value is one of those.
+    NegatedFlag,
+    /// `uwsgi_opt_set_int`, `_64bit`, `_16bit`, `_megabytes`: C's
+    /// `atoi`/`strtoul`, which read the leading digits and ignore the rest.
+    Number,
+    /// The whole value, a `;` or `#` in it included.
+    Text,
+}
+
+/// How uWSGI reads `key`'s value, when uWSGI has an option `key`.
+pub(crate) fn uwsgi_kind(key: &str) -> Option<ValueKind> {
+    UWSGI_OPTIONS
+        .binary_search_by(|(name, _)| (*name).cmp(key))
+        .ok()
+        .map(|i| UWSGI_OPTIONS[i].1)
+}
+
 const NO_DAEMON: &str =
     "rwsgi stays in the foreground: run it under systemd (deploy/systemd/) or Docker, which keep its logs";
 const ONE_APP: &str =
     "rwsgi serves one app at the root; run one rwsgi per app, and let nginx route by path (uwsgi_param SCRIPT_NAME for a prefix)";
 const OWN_SERVICE: &str = "run background work as its own service (a systemd unit, Celery, cron)";
-const FIXED_WORKERS: &str = "rwsgi runs a fixed number of workers: set --processes";
+const FIXED_WORKERS: &str =
+    "rwsgi runs a fixed number of workers, --processes (the cheaper modes are to come)";
+const MASTER_SOON: &str = "rwsgi's master does not run this yet (cron and the master FIFO are to come); until then run it as its own service (a systemd unit, a container)";
+const HOOKS_SOON: &str = "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint";
+const NO_GEVENT: &str = "rwsgi runs WSGI apps on Python threads (--threads N), not gevent greenlets; an app that needs gevent's monkey-patching needs a gevent server";
+/// For uWSGI options no rule names.
+const NOT_IN_RWSGI: &str = "a uWSGI feature rwsgi does not have (rwsgi --help lists what it has)";
 const IN_NGINX: &str = "do it in nginx (or the proxy in front)";
 const BUILT_IN: &str = "Python and the HTTP, uwsgi and SCGI protocols are built into rwsgi";
 const LOGS_SOON: &str = "not in rwsgi's logging yet (it has --logto FILE, --log-format text|json, --log-4xx, --log-5xx, --disable-logging)";
@@ -54,6 +91,7 @@ const REOPEN: &str = "send SIGUSR1 to reopen --logto (from logrotate's postrotat
 const STATIC_OTHER: &str = "rwsgi serves --static-map and --static-safe only (no index files, expiry headers or gzip, and a missing file is a 404); for more, serve static files from nginx (location /static/ { alias ...; })";
 const STATS_SOON: &str =
     "not in rwsgi's stats yet (--stats ADDR serves uWSGI-style stats JSON, --metrics ADDR Prometheus metrics)";
+const NO_TLS: &str = "rwsgi speaks plain HTTP and uwsgi: terminate TLS in nginx or the load balancer, and listen with http-socket or socket";
 const SANDBOX: &str = "use systemd's sandboxing (see deploy/systemd/) or the container runtime";
 
 /// Exact option names. `Special`s and families (prefixes) are in [`rule`].
@@ -75,7 +113,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("pp", Same("pythonpath")),
     ("env", Same("env")),
     ("mount", Unsupported(ONE_APP)),
-    ("manage-script-name", Unsupported(ONE_APP)),
+    ("manage-script-name", NotNeeded("without `mount` it changes nothing in uWSGI either: rwsgi serves its one app at the root")),
     ("vhost", Unsupported(ONE_APP)),
     ("no-default-app", NotNeeded("rwsgi serves exactly the one app it is given")),
     ("need-app", NotNeeded("rwsgi always refuses to start when the app cannot be imported")),
@@ -85,11 +123,15 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("shared-import", Unsupported("import the module from your WSGI module instead")),
     ("pyargv", Unsupported("sys.argv is ['rwsgi']; pass settings to the app with env = KEY=VALUE")),
     ("optimize", Unsupported("set env = PYTHONOPTIMIZE=1 instead")),
-    ("py-autoreload", Unsupported("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
-    ("python-autoreload", Unsupported("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("py-autoreload", Harmless("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("python-autoreload", Harmless("rwsgi does not watch source files; reload with --touch-reload FILE (touch it on deploy) or SIGHUP")),
+    ("gevent", Unsupported(NO_GEVENT)),
+    ("gevent-early-monkey-patch", Unsupported(NO_GEVENT)),
+    ("gevent-monkey-patch", Unsupported(NO_GEVENT)),
+    ("gevent-wait-for-hub", Unsupported(NO_GEVENT)),
     ("py-call-osafterfork", NotNeeded("CPython's fork hooks (os.register_at_fork) always run in rwsgi workers")),
-    ("catch-exceptions", Unsupported("rwsgi never sends tracebacks to clients; they are in its log")),
-    ("wsgi-disable-file-wrapper", Unsupported("rwsgi always offers wsgi.file_wrapper")),
+    ("catch-exceptions", Harmless("rwsgi never sends tracebacks to clients; they are in its log")),
+    ("wsgi-disable-file-wrapper", Harmless("rwsgi always offers wsgi.file_wrapper")),
     ("single-interpreter", NotNeeded("each rwsgi worker runs exactly one interpreter")),
     ("enable-threads", NotNeeded("Python threads are always enabled in rwsgi")),
     ("threads", Same("threads")),
@@ -101,18 +143,28 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("uwsgi-socket", Special(Special::Socket)),
     ("http", Special(Special::HttpRouter)),
     ("http-socket", Same("http-socket")),
+    ("http11-socket", Like("http-socket", "rwsgi's HTTP sockets always speak HTTP/1.1 with keep-alive, as uWSGI's http11-socket does")),
+    ("https", Fatal(NO_TLS)),
+    ("https2", Fatal(NO_TLS)),
+    ("https-socket", Fatal(NO_TLS)),
+    ("http-to-https", Fatal(NO_TLS)),
+    ("suwsgi-socket", Fatal(NO_TLS)),
+    ("ssl-socket", Fatal(NO_TLS)),
+    ("fastcgi-socket", Fatal("rwsgi does not speak FastCGI: listen with socket (nginx uwsgi_pass) or scgi-socket (scgi_pass)")),
+    ("fastcgi-nph-socket", Fatal("rwsgi does not speak FastCGI: listen with socket (nginx uwsgi_pass) or scgi-socket (scgi_pass)")),
+    ("raw-socket", Fatal("rwsgi has no raw socket mode: listen with http-socket, socket or scgi-socket")),
+    ("puwsgi-socket", Fatal("rwsgi's uwsgi sockets serve one request per connection: listen with socket")),
+    ("shared-socket", Fatal("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
+    ("undeferred-shared-socket", Fatal("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
+    ("zerg", Fatal("rwsgi has no zerg mode: give this instance its own socket with socket/http-socket")),
     ("scgi-socket", Same("scgi-socket")),
     ("protocol", Special(Special::Protocol)),
-    ("https", Unsupported("terminate TLS in nginx or the load balancer; rwsgi speaks plain HTTP")),
-    ("https-socket", Unsupported("terminate TLS in nginx or the load balancer; rwsgi speaks plain HTTP")),
-    ("fastcgi-socket", Unsupported("rwsgi does not speak FastCGI: use socket (uwsgi_pass) or scgi-socket (scgi_pass) in nginx")),
-    ("shared-socket", Unsupported("give the socket with socket/http-socket; rwsgi's master binds it and the workers share it")),
     ("chmod-socket", Same("chmod-socket")),
     ("chown-socket", Same("chown-socket")),
-    ("umask", Unsupported("set UMask= in the systemd unit (or umask in the container's entrypoint)")),
+    ("umask", Same("umask")),
     ("listen", Default("listen", "100", None)),
     ("no-defer-accept", Same("no-defer-accept")),
-    ("so-keepalive", Unsupported("not configurable in rwsgi")),
+    ("so-keepalive", Harmless("not configurable in rwsgi")),
     ("abstract-socket", Unsupported("abstract-namespace sockets are not supported; use a path")),
     // HTTP.
     ("http-keepalive", Special(Special::HttpKeepalive)),
@@ -121,7 +173,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("http-chunked-input", NotNeeded("rwsgi decodes chunked request bodies by itself")),
     ("http-processes", NotNeeded("rwsgi has no HTTP router process; the workers speak HTTP")),
     ("http-workers", NotNeeded("rwsgi has no HTTP router process; the workers speak HTTP")),
-    ("http-auto-gzip", Unsupported("compress in nginx (gzip on)")),
+    ("http-auto-gzip", Harmless("compress in nginx (gzip on)")),
     ("http-enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
     ("enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
     ("http-websockets", Unsupported("WSGI has no websockets; serve them from an ASGI server")),
@@ -134,11 +186,11 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("master", NotNeeded("the rwsgi master process always runs")),
     ("processes", Same("processes")),
     ("workers", Same("processes")),
-    ("cheap", Unsupported(FIXED_WORKERS)),
-    ("cheaper", Unsupported(FIXED_WORKERS)),
-    ("idle", Unsupported(FIXED_WORKERS)),
-    ("die-on-idle", Unsupported(FIXED_WORKERS)),
-    ("die-on-term", NotNeeded("rwsgi always stops gracefully on SIGTERM (uWSGI 2.0 reloads on it)")),
+    ("cheap", Pending("", FIXED_WORKERS)),
+    ("cheaper", Pending("", FIXED_WORKERS)),
+    ("idle", Pending("", FIXED_WORKERS)),
+    ("die-on-idle", Pending("", FIXED_WORKERS)),
+    ("die-on-term", NotNeeded("rwsgi always stops on SIGTERM, gracefully (requests in flight finish, up to --shutdown-timeout); uWSGI 2.0 does a brutal reload on SIGTERM without die-on-term, and with it kills the workers at once, as rwsgi does on SIGINT")),
     ("thunder-lock", NotNeeded("rwsgi has no accept lock to serialize; each worker accepts on the shared socket from its event loop")),
     ("no-orphans", NotNeeded("rwsgi workers exit when their master dies")),
     ("vacuum", Same("vacuum")),
@@ -152,14 +204,14 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("daemonize", Unsupported(NO_DAEMON)),
     ("daemonize2", Unsupported(NO_DAEMON)),
     ("binary-path", NotNeeded("rwsgi re-executes its own binary on reload")),
-    ("procname", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
-    ("procname-prefix", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
-    ("procname-prefix-spaced", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
-    ("procname-append", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
-    ("procname-master", Unsupported("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
+    ("procname", Same("procname")),
+    ("procname-prefix", Same("procname-prefix")),
+    ("procname-prefix-spaced", Same("procname-prefix-spaced")),
+    ("procname-append", Same("procname-append")),
+    ("procname-master", Same("procname-master")),
     ("auto-procname", NotNeeded("rwsgi names its processes `rwsgi master` and `rwsgi worker N`")),
-    ("cpu-affinity", Unsupported("set CPUAffinity= in the systemd unit (or use taskset)")),
-    ("max-fd", Unsupported("set LimitNOFILE= in the systemd unit (or ulimit -n)")),
+    ("cpu-affinity", Harmless("set CPUAffinity= in the systemd unit (or use taskset)")),
+    ("max-fd", Same("max-fd")),
     ("chroot", Unsupported(SANDBOX)),
     ("jail", Unsupported(SANDBOX)),
     ("unshare", Unsupported(SANDBOX)),
@@ -173,7 +225,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("autoload", NotNeeded(BUILT_IN)),
     ("strict", Same("strict")),
     ("show-config", NotNeeded("use rwsgi --check-config to see how each line is taken")),
-    ("honour-stdin", Unsupported("rwsgi's stdin is /dev/null for the app")),
+    ("honour-stdin", Harmless("rwsgi's stdin is /dev/null for the app")),
     ("memory-report", Pending("memory-report", STATS_SOON)),
     ("ignore-sigpipe", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
     ("ignore-write-errors", NotNeeded("a client that goes away ends the response on rwsgi's I/O side; the app never sees the write error")),
@@ -186,17 +238,18 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("max-worker-lifetime", Same("max-worker-lifetime")),
     ("reload-on-rss", Same("reload-on-rss")),
     ("evil-reload-on-rss", Unsupported("rwsgi checks RSS between requests (--reload-on-rss); to cap a stuck worker use --harakiri or a memory limit (MemoryMax= in systemd)")),
-    ("reload-on-as", Unsupported("use --reload-on-rss (resident memory, in MB)")),
+    ("reload-on-as", Like("reload-on-rss", "rwsgi measures resident memory, which is always below the address space uWSGI measures here: a worker is recycled later than uWSGI would")),
     ("evil-reload-on-as", Unsupported("use --reload-on-rss (resident memory, in MB)")),
     ("reload-mercy", Default("shutdown-timeout", "60", Some("how long a stop or reload waits for requests in flight"))),
     ("worker-reload-mercy", Default("shutdown-timeout", "60", Some("how long a stop or reload waits for requests in flight"))),
-    ("mule-reload-mercy", Unsupported(OWN_SERVICE)),
+    ("mule-reload-mercy", Harmless(OWN_SERVICE)),
     ("touch-reload", Same("touch-reload")),
     ("touch-chain-reload", Like("touch-reload", "rwsgi's reload always replaces workers one by one")),
     ("touch-workers-reload", Like("touch-reload", "rwsgi reloads the master too (a re-exec that keeps the sockets)")),
     ("fs-reload", Unsupported("use --touch-reload FILE")),
     ("fs-brutal-reload", Unsupported("use --touch-reload FILE")),
-    ("master-fifo", Unsupported("send signals instead: SIGHUP reloads, SIGTERM stops gracefully, SIGINT fast")),
+    ("master-fifo", Pending("", MASTER_SOON)),
+    ("master-fifo-unused", Unsupported("send signals instead: SIGHUP reloads, SIGTERM stops gracefully, SIGINT fast")),
     // Logging.
     ("disable-logging", Same("disable-logging")),
     ("log-4xx", Pending("log-4xx", LOGS_SOON)),
@@ -205,14 +258,20 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("logto2", Pending("logto", LOGS_SOON)),
     ("logger", Special(Special::Logger)),
     ("req-logger", Special(Special::Logger)),
-    ("log-format", Unsupported(LOG_FORMAT)),
-    ("logformat", Unsupported(LOG_FORMAT)),
+    ("log-format", Pending("", LOG_FORMAT)),
+    ("logformat", Pending("", LOG_FORMAT)),
+    ("logformat-strftime", Pending("", LOG_FORMAT)),
+    ("log-format-strftime", Pending("", LOG_FORMAT)),
+    ("logger-req", Pending("", LOGS_SOON)),
+    ("ksm", Harmless("Linux same-page merging is not supported; the workers share the app's pages through fork (without --lazy-apps)")),
+    ("close-on-exec", NotNeeded("rwsgi opens every socket close-on-exec: processes the app starts inherit none")),
+    ("close-on-exec2", NotNeeded("rwsgi opens every socket close-on-exec: processes the app starts inherit none")),
     ("log-x-forwarded-for", Pending("log-x-forwarded-for", LOGS_SOON)),
     ("log-reopen", NotNeeded("a reload re-executes rwsgi, which opens --logto anew; SIGUSR1 reopens it too")),
     ("touch-logreopen", Unsupported(REOPEN)),
     ("touch-logrotate", Unsupported(REOPEN)),
-    ("logfile-chown", Unsupported("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
-    ("logfile-chmod", Unsupported("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
+    ("logfile-chown", Harmless("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
+    ("logfile-chmod", Harmless("create the log file with its owner and mode beforehand (or use systemd's LogsDirectory=)")),
     ("log-slow", Pending("log-slow", LOGS_SOON)),
     ("log-date", NotNeeded("rwsgi's log lines always carry a timestamp")),
     ("logdate", NotNeeded("rwsgi's log lines always carry a timestamp")),
@@ -226,7 +285,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("stats-http", Pending("stats-http", STATS_SOON)),
     ("stats-minified", Pending("stats-minified", STATS_SOON)),
     ("enable-metrics", NotNeeded("rwsgi always keeps its metrics; serve them with --metrics ADDR (Prometheus)")),
-    ("carbon", Unsupported("scrape rwsgi's Prometheus metrics (--metrics ADDR) instead")),
+    ("carbon", Harmless("scrape rwsgi's Prometheus metrics (--metrics ADDR) instead")),
     // Static files.
     ("static-map", Pending("static-map", STATIC_OTHER)),
     ("static-safe", Pending("static-safe", STATIC_OTHER)),
@@ -246,24 +305,54 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("print", NotNeeded("--check-config shows every line as rwsgi reads it")),
 ];
 
+/// The uWSGI options that open a listener, so a file whose listener lines
+/// were all refused can say which ones.
+pub(crate) const LISTENER_OPTIONS: &[&str] = &[
+    "socket",
+    "uwsgi-socket",
+    "http-socket",
+    "http11-socket",
+    "scgi-socket",
+    "http",
+    "https",
+    "https2",
+    "https-socket",
+    "http-to-https",
+    "suwsgi-socket",
+    "ssl-socket",
+    "fastcgi-socket",
+    "fastcgi-nph-socket",
+    "raw-socket",
+    "puwsgi-socket",
+    "shared-socket",
+    "undeferred-shared-socket",
+    "zerg",
+];
+
 /// Families of options, by prefix.
 const FAMILIES: &[(&str, Rule)] = &[
-    ("cheaper", Unsupported(FIXED_WORKERS)),
+    ("cheaper", Pending("", FIXED_WORKERS)),
     ("mule", Unsupported(OWN_SERVICE)),
     ("farm", Unsupported(OWN_SERVICE)),
     ("spooler", Unsupported(OWN_SERVICE)),
-    ("cron", Unsupported(OWN_SERVICE)),
-    ("unique-cron", Unsupported(OWN_SERVICE)),
+    ("cron", Pending("", MASTER_SOON)),
+    ("unique-cron", Pending("", MASTER_SOON)),
     ("legion", Unsupported(OWN_SERVICE)),
-    ("emperor-", Unsupported("run one rwsgi per app under systemd (a templated unit)")),
+    (
+        "emperor-",
+        Unsupported("run one rwsgi per app under systemd (a templated unit)"),
+    ),
     ("route", Unsupported(IN_NGINX)),
     ("response-route", Unsupported(IN_NGINX)),
     ("final-route", Unsupported(IN_NGINX)),
     ("error-route", Unsupported(IN_NGINX)),
-    ("hook-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
-    ("exec-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
-    ("call-", Unsupported("hooks are not supported: run the command from the systemd unit (ExecStartPre=) or the entrypoint")),
-    ("cache-", Unsupported("use Redis, Memcached or your framework's cache")),
+    ("hook-", Pending("", HOOKS_SOON)),
+    ("exec-", Pending("", HOOKS_SOON)),
+    ("call-", Pending("", HOOKS_SOON)),
+    (
+        "cache-",
+        Unsupported("use Redis, Memcached or your framework's cache"),
+    ),
     ("static-", Unsupported(STATIC_OTHER)),
     ("stats-", Pending("", STATS_SOON)),
     ("metric", Pending("", STATS_SOON)),
@@ -272,14 +361,28 @@ const FAMILIES: &[(&str, Rule)] = &[
 
 /// The rule for `key` (lower case, `-` separated), if uWSGI has one.
 pub(crate) fn rule(key: &str) -> Option<Rule> {
+    explicit_rule(key).or_else(|| family_rule(key))
+}
+
+/// The rule written for `key` itself (not one of a family's).
+pub(crate) fn explicit_rule(key: &str) -> Option<Rule> {
     if key.starts_with("hook-master-start") || key.starts_with("hook-as-root") {
+        // Only this hook has a meaning rwsgi has; see `Special::Hook`.
         return Some(Special(Special::Hook));
     }
     RULES
         .iter()
         .find(|(name, _)| *name == key)
-        .or_else(|| FAMILIES.iter().find(|(prefix, _)| key.starts_with(prefix)))
         .map(|(_, rule)| *rule)
+}
+
+/// The rule of the family `key` belongs to, or "not in rwsgi" for another
+/// uWSGI name; `None` for a name uWSGI does not have.
+fn family_rule(key: &str) -> Option<Rule> {
+    // Only names uWSGI has: `exec-pre` or `log-buffering` are not options.
+    uwsgi_kind(key)?;
+    let family = FAMILIES.iter().find(|(prefix, _)| key.starts_with(prefix));
+    Some(family.map_or(Unsupported(NOT_IN_RWSGI), |(_, rule)| *rule))
 }
 
 /// uWSGI defaults that differ from rwsgi's, for options a file leaves out:
@@ -325,7 +428,7 @@ pub(crate) fn default_differences(table: &OptionTable) -> Vec<(&'static str, Str
         ),
         (
             "die-on-term",
-            "off (SIGTERM reloads)".into(),
+            "off (SIGTERM does a brutal reload)".into(),
             "SIGTERM always stops gracefully".into(),
         ),
     ]
@@ -350,7 +453,10 @@ mod tests {
 
     #[test]
     fn families() {
-        assert!(matches!(rule("cheaper-algo"), Some(Unsupported(_))));
+        assert!(matches!(rule("cheaper-algo"), Some(Pending(..))));
+        assert!(matches!(rule("fastrouter-events"), Some(Unsupported(_))));
+        assert!(rule("exec-pre").is_none());
+        assert!(rule("log-buffering").is_none());
         assert!(matches!(rule("route-uri"), Some(Unsupported(_))));
         assert!(matches!(
             rule("hook-master-start"),

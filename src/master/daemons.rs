@@ -7,8 +7,8 @@
 //!   on /dev/null, its output in the server's log;
 //! - one that exits is started again, throttled when it keeps exiting
 //!   (restarts within 3 s of each other wait a second more each time, up
-//!   to `max_throttle` or 5 minutes); a control daemon's exit stops the
-//!   server instead;
+//!   to `max_throttle` or 5 minutes, waited out in the master's loop, never
+//!   in a call); a control daemon's exit stops the server instead;
 //! - a smart daemon (with a pidfile) is watched through its pidfile each
 //!   second and started again when the process it names is gone; it
 //!   outlives reloads, where the others are stopped and started again;
@@ -63,6 +63,8 @@ struct Daemon {
     missed_checks: u32,
     /// When it was told to stop (SIGKILL after [`STOP_MERCY`]).
     stopping: Option<Instant>,
+    /// A throttled restart waits until then (the master goes on meanwhile).
+    due: Option<Instant>,
 }
 
 /// Every attached daemon of the server.
@@ -88,6 +90,7 @@ impl Daemons {
                     monitored: false,
                     missed_checks: 0,
                     stopping: None,
+                    due: None,
                 })
                 .collect(),
             stopped: false,
@@ -103,6 +106,7 @@ impl Daemons {
             if d.pid.is_some() {
                 continue;
             }
+            d.due = None;
             if let Some(path) = &d.spec.pidfile {
                 if let Some(pid) = live_pid_in(path) {
                     tracing::info!(
@@ -115,7 +119,7 @@ impl Daemons {
                     continue;
                 }
             }
-            d.spawn();
+            d.start();
         }
     }
 
@@ -149,13 +153,21 @@ impl Daemons {
         Reaped::Handled
     }
 
-    /// Once a second: starts smart daemons whose pidfile no longer names a
-    /// live process.
+    /// Each tick: starts daemons whose throttle is over; once a second,
+    /// smart daemons whose pidfile no longer names a live process.
     pub fn check(&mut self) {
-        if self.stopped
-            || self
-                .last_check
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        if self.stopped {
+            return;
+        }
+        for d in &mut self.list {
+            if d.due.is_some_and(|at| at <= Instant::now()) {
+                d.due = None;
+                d.start();
+            }
+        }
+        if self
+            .last_check
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
             return;
         }
@@ -164,6 +176,9 @@ impl Daemons {
             let Some(path) = d.spec.pidfile.clone() else {
                 continue;
             };
+            if d.due.is_some() {
+                continue;
+            }
             match live_pid_in(&path) {
                 None if d.monitored => {
                     tracing::warn!(
@@ -283,16 +298,24 @@ impl Daemons {
 }
 
 impl Daemon {
-    /// Starts the daemon's process (after its throttle, in the child).
+    /// Starts the daemon again: now, or once its throttle is over (see
+    /// [`Daemons::check`]).
     fn spawn(&mut self) {
+        self.pid = None;
         let throttle = self.throttle();
-        if throttle > 0 {
-            tracing::info!(
-                "daemon {:?}: throttling for {throttle} s",
-                self.spec.command
-            );
+        if throttle == 0 {
+            return self.start();
         }
-        match self.command(throttle).spawn() {
+        tracing::info!(
+            "daemon {:?}: throttling for {throttle} s",
+            self.spec.command
+        );
+        self.due = Some(Instant::now() + Duration::from_secs(throttle));
+    }
+
+    /// Starts the daemon's process now.
+    fn start(&mut self) {
+        match self.command().spawn() {
             Ok(child) => {
                 let pid = child.id() as libc::pid_t;
                 tracing::info!(
@@ -342,7 +365,7 @@ impl Daemon {
             .clamp(1, cap)
     }
 
-    fn command(&self, throttle: u64) -> Command {
+    fn command(&self) -> Command {
         let spec = &self.spec;
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c").arg(&spec.command);
@@ -372,9 +395,6 @@ impl Daemon {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if throttle > 0 {
-                    libc::sleep(throttle as libc::c_uint);
-                }
                 if let Some(path) = &pidfile {
                     daemonize_into(path)?;
                 }
@@ -478,6 +498,7 @@ mod tests {
             monitored: false,
             missed_checks: 0,
             stopping: None,
+            due: None,
         }
     }
 

@@ -2,8 +2,44 @@
 //! Sets the thread name (`comm`, shown by top) and rewrites the argv area
 //! the kernel reports as `/proc/self/cmdline` (shown by `ps aux`).
 
-/// Sets this process's title to `title`.
+use std::sync::OnceLock;
+
+/// What the operator asked process titles to be (uWSGI's `procname`
+/// options): [`set`] applies it to every title.
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    /// Before every title (`--procname-prefix`, with its space for
+    /// `--procname-prefix-spaced`).
+    pub prefix: String,
+    /// After every title (`--procname-append`).
+    pub append: String,
+    /// Instead of every title (`--procname`).
+    pub all: Option<String>,
+    /// Instead of the master's title (`--procname-master`).
+    pub master: Option<String>,
+}
+
+static NAMES: OnceLock<Names> = OnceLock::new();
+
+/// Sets how titles are named; call once, before the first [`set`].
+pub fn configure(names: Names) {
+    let _ = NAMES.set(names);
+}
+
+/// `title` as the operator's names decorate it. The master is the title
+/// `rwsgi master`; as in uWSGI, `procname-master` wins over `procname`.
+fn decorate(title: &str) -> String {
+    let Some(names) = NAMES.get() else {
+        return title.to_string();
+    };
+    let master = names.master.as_deref().filter(|_| title == "rwsgi master");
+    let base = master.or(names.all.as_deref()).unwrap_or(title);
+    format!("{}{base}{}", names.prefix, names.append)
+}
+
+/// Sets this process's title to `title` (decorated as [`configure`] says).
 pub fn set(title: &str) {
+    let title = &decorate(title);
     let comm =
         std::ffi::CString::new(title.chars().take(15).collect::<String>()).unwrap_or_default();
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
