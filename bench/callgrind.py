@@ -19,8 +19,8 @@ taken from there). rwsgi's workers rewrite their argv area (the process
 title), which under valgrind holds valgrind's own options: they are
 passed through VALGRIND_OPTS instead. Under callgrind an app is some 50
 times slower: one whose requests then take over 1 ms runs on rwsgi's pool
-thread, not inline as it would outside callgrind (see README,
-Performance), so compare frameworks with that in mind.
+thread, not inline as it would outside callgrind (see docs/performance.md),
+so compare frameworks with that in mind.
 """
 
 import argparse

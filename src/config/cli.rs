@@ -250,7 +250,7 @@ pub struct Cli {
     pub processes: u32,
 
     /// Import the app in each worker after it starts, instead of once in the
-    /// master before forking (see README: "Loading the app").
+    /// master before forking (see docs/configuration.md, "Loading the app").
     #[arg(long = "lazy-apps")]
     pub lazy_apps: bool,
 
@@ -391,7 +391,7 @@ pub struct Cli {
     pub protocol: Vec<String>,
 
     // Configuration files (src/config/mod.rs reads them before clap sees
-    // the merged arguments; see README: "Configuration files").
+    // the merged arguments; see docs/configuration.md, "Configuration files").
     /// Read options from a uWSGI ini file, from its [uwsgi] section or the
     /// one named after a colon. Repeatable.
     #[arg(long, value_name = "FILE[:SECTION]", help_heading = "Configuration")]
