@@ -221,6 +221,15 @@ impl StandIn {
             .current_dir(&self.root)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        // RWSGI_* variables are configuration to rwsgi (and a strict file
+        // refuses one it does not know): only the file configures this run,
+        // whatever the shell that runs the tests has set (RWSGI_FUZZ_SECONDS).
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("RWSGI_") && !key.starts_with("RWSGI_TEST_") {
+                cmd.env_remove(key.as_ref());
+            }
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

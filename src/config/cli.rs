@@ -328,6 +328,15 @@ pub struct Cli {
     #[arg(long = "attach-daemon2", value_name = "KEY=VALUE,...", value_parser = DaemonSpec::keyval)]
     pub attach_daemon2: Vec<DaemonSpec>,
 
+    /// Import the Python module MODULE (or run the file, with a `/` or
+    /// `.py`) before the app is loaded, wherever the app is loaded (the
+    /// master, or each worker with --lazy-apps). A failing import is
+    /// logged with its traceback, and the app still loads, as in uWSGI.
+    /// Repeatable.
+    #[arg(long = "import", visible_aliases = ["pyimport", "py-import", "python-import"],
+          value_name = "MODULE")]
+    pub import: Vec<String>,
+
     /// Write the master's pid to FILE.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -473,6 +482,7 @@ impl Cli {
             chdir: self.chdir.clone(),
             pythonpath: self.pythonpath.clone(),
             home: self.home.clone(),
+            imports: self.import.clone(),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct AppSpec {
     pub pythonpath: Vec<PathBuf>,
     /// A virtualenv whose site-packages are added.
     pub home: Option<PathBuf>,
+    /// Modules (or files) imported before the app (`--import`).
+    pub imports: Vec<String>,
 }
 
 impl AppSpec {
@@ -149,6 +151,7 @@ pub fn load(spec: &AppSpec) -> Result<LoadedApp, String> {
     Python::attach(|py| {
         prepare_paths(py, spec)
             .map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))?;
+        import_extra(py, &spec.imports);
         let callable = import_app(py, spec)?;
         let file_wrapper = py.get_type::<FileWrapper>().into_any().unbind();
         Ok(LoadedApp {
@@ -269,6 +272,27 @@ fn import_app(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, String> {
 }
 
 /// Executes a Python file as a module named after it.
+/// `--import`: each module by name, or a file (a name with a `/` or
+/// ending in `.py`) run as a module, in order. As in uWSGI, one that fails
+/// is logged with its traceback and the rest, and the app, still load.
+fn import_extra(py: Python<'_>, imports: &[String]) {
+    for name in imports {
+        let result = if name.contains('/') || name.ends_with(".py") {
+            load_file(py, Path::new(name)).map(drop)
+        } else {
+            py.import(name.as_str()).map(drop)
+        };
+        match result {
+            Ok(()) => tracing::info!("imported {name} (--import)"),
+            Err(e) => tracing::error!(
+                source = "app",
+                "cannot import {name} (--import): {}",
+                format_traceback(py, &e)
+            ),
+        }
+    }
+}
+
 fn load_file<'py>(py: Python<'py>, file: &Path) -> PyResult<Bound<'py, PyModule>> {
     let code = std::fs::read_to_string(file)
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read it: {e}")))?;
