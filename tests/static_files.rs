@@ -749,12 +749,39 @@ fn expect_continue_gets_the_final_status_and_a_close() {
     assert_eq!(r.header("connection"), Some("close"));
 }
 
+/// A mapped directory that does not exist yet does not stop the server
+/// (uWSGI starts too): it is warned of, its prefix is a 404, and it is
+/// served once a deploy creates it. A bad map still refuses to start.
 #[test]
-fn a_missing_static_directory_stops_startup() {
-    let (code, out) = common::run_to_exit(&["--static-map", "/static=/no/such/rwsgi/dir"]);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains("/no/such/rwsgi/dir does not exist"), "{out}");
+fn a_missing_static_directory_is_served_once_it_appears() {
+    let dir = common::temp_dir("static-later");
+    let later = dir.join("later");
+    let map = format!("/assets={}", later.display());
+    let app = common::apps().join("pep3333.py");
+    let ini = dir.join("uwsgi.ini");
+    std::fs::write(
+        &ini,
+        format!("[uwsgi]\nhttp-socket = 127.0.0.1:1\nstatic-map = {map}\n"),
+    )
+    .unwrap();
+    let (code, report) = common::run_to_exit(&["--ini", ini.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("does not exist yet"), "{report}");
+    let server = Server::start_in(
+        &dir,
+        &["--wsgi-file", app.to_str().unwrap(), "--static-map", &map],
+    );
+    assert!(server.wait_log("does not exist yet", 5), "{}", server.log());
+    assert_eq!(server.get(Proto::Http, "/assets/site.css").status, 404);
+    std::fs::create_dir_all(&later).unwrap();
+    std::fs::write(later.join("site.css"), "body{}").unwrap();
+    let r = server.get(Proto::Http, "/assets/site.css");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "body{}");
     let (code, out) = common::run_to_exit(&["--static-map", "static=/tmp"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("must start with '/'"), "{out}");
+    let (code, out) = common::run_to_exit(&["--static-map", "/x=/etc/hostname"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is not a directory"), "{out}");
 }

@@ -286,8 +286,20 @@ fn to_val(
                     e
                 }
             })?;
-            Ok((Val::Text(value.to_string()), None))
+            Ok((Val::Text(value.to_string()), value_note(spec, value)))
         }
+    }
+}
+
+/// What to know about a value that is valid: a `static-map` directory
+/// that does not exist yet.
+fn value_note(spec: &OptSpec, value: &str) -> Option<String> {
+    match spec.long.as_str() {
+        "static-map" => value
+            .parse::<crate::server::StaticMap>()
+            .ok()
+            .and_then(|map| map.missing()),
+        _ => None,
     }
 }
 

@@ -184,6 +184,9 @@ fn log_banner(cli: &Cli, app: &str, sockets: &Sockets, reloaded: bool) {
     for (spec, _) in &sockets.listeners {
         tracing::info!("listening on {spec}");
     }
+    for warning in cli.static_files().missing() {
+        tracing::warn!("--static-map: {warning}");
+    }
 }
 
 impl Supervisor<'_> {

@@ -69,7 +69,10 @@ pub struct StaticMap {
 impl FromStr for StaticMap {
     type Err = String;
 
-    /// Parses `/prefix=DIR`; DIR must be an existing directory.
+    /// Parses `/prefix=DIR`. DIR may not exist yet (a deploy may create
+    /// it after the server starts, and uWSGI starts too): the prefix is
+    /// served once it appears, 404 until then. Something else than a
+    /// directory at DIR is an error.
     fn from_str(s: &str) -> Result<Self, String> {
         let (prefix, dir) = s
             .split_once('=')
@@ -80,14 +83,34 @@ impl FromStr for StaticMap {
         if dir.is_empty() {
             return Err(format!("no directory after '=' in {s:?}"));
         }
-        let dir = existing(Path::new(dir))?;
-        if !dir.is_dir() {
+        let dir = std::path::absolute(dir).map_err(|e| format!("cannot use {dir}: {e}"))?;
+        if dir.try_exists().unwrap_or(true) && !dir.is_dir() {
             return Err(format!("{} is not a directory", dir.display()));
         }
         Ok(StaticMap {
             prefix: prefix.trim_end_matches('/').as_bytes().to_vec(),
             dir,
         })
+    }
+}
+
+impl StaticMap {
+    /// What to warn of when the directory is not there (yet).
+    pub fn missing(&self) -> Option<String> {
+        (!self.dir.exists()).then(|| {
+            format!(
+                "the directory {} does not exist yet: {}/ is served once it does (404 until then)",
+                self.dir.display(),
+                String::from_utf8_lossy(&self.prefix)
+            )
+        })
+    }
+}
+
+impl StaticFiles {
+    /// A warning for each mapped directory that does not exist.
+    pub fn missing(&self) -> Vec<String> {
+        self.maps.iter().filter_map(StaticMap::missing).collect()
     }
 }
 
@@ -234,7 +257,11 @@ mod tests {
         assert!("static=/tmp".parse::<StaticMap>().is_err());
         assert!("/static".parse::<StaticMap>().is_err());
         assert!("/static=".parse::<StaticMap>().is_err());
-        assert!("/static=/no/such/dir/here".parse::<StaticMap>().is_err());
+        let later: StaticMap = "/static=/no/such/dir/here".parse().unwrap();
+        assert!(later
+            .missing()
+            .unwrap()
+            .contains("/no/such/dir/here does not exist yet"));
         let file = std::env::current_exe().unwrap();
         assert!(format!("/s={}", file.display())
             .parse::<StaticMap>()

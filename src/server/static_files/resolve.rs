@@ -79,8 +79,14 @@ pub(super) struct Opened {
 /// and the open; the open does refuse a symlink as its last component.
 pub(super) fn open(dir: &Path, rel: &RelativePath, safe: &[PathBuf]) -> Result<Opened, Refusal> {
     let root = dir.canonicalize().map_err(|e| {
+        // Not there yet (a deploy creates it later): as a missing file.
+        let status = if e.kind() == std::io::ErrorKind::NotFound {
+            404
+        } else {
+            500
+        };
         Refusal::new(
-            500,
+            status,
             format!("the mapped directory {} is unusable: {e}", dir.display()),
         )
     })?;
