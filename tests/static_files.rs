@@ -785,3 +785,38 @@ fn a_missing_static_directory_is_served_once_it_appears() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("is not a directory"), "{out}");
 }
+
+/// `--add-header` (uWSGI's add-header) goes on every response the app or a
+/// static map sends, over every protocol; a value that could split a
+/// response is refused at start.
+#[test]
+fn added_headers_go_on_app_and_static_responses() {
+    let site = Site::new();
+    let server = site.start(&[
+        "--add-header",
+        "X-Frame-Options: DENY",
+        "--add-header",
+        "Strict-Transport-Security:max-age=63072000",
+    ]);
+    for proto in [Proto::Http, Proto::Uwsgi, Proto::Scgi] {
+        for path in ["/static/hello.txt", "/environ"] {
+            let r = server.get(proto, path);
+            assert_eq!(r.status, 200, "{proto:?} {path}");
+            assert_eq!(
+                r.header("x-frame-options"),
+                Some("DENY"),
+                "{proto:?} {path}"
+            );
+            assert_eq!(
+                r.header("strict-transport-security"),
+                Some("max-age=63072000"),
+                "{proto:?} {path}"
+            );
+        }
+    }
+    let (code, out) = common::run_to_exit(&["--add-header", "X-Bad: a\rSet-Cookie: x=1"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("control character"), "{out}");
+    let (code, out) = common::run_to_exit(&["--add-header", "no colon here"]);
+    assert_eq!(code, 2, "{out}");
+}

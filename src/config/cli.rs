@@ -337,6 +337,11 @@ pub struct Cli {
           value_name = "MODULE")]
     pub import: Vec<String>,
 
+    /// Add the header "NAME: VALUE" to every response the app or a static
+    /// map sends (uWSGI's add-header). Repeatable.
+    #[arg(long = "add-header", value_name = "NAME: VALUE", value_parser = parse_added_header)]
+    pub add_header: Vec<String>,
+
     /// Write the master's pid to FILE.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -491,6 +496,16 @@ impl Cli {
         StaticFiles::new(self.static_map.clone(), self.static_safe.clone())
     }
 
+    /// The `--add-header` values as header lines, `Name: value\r\n` each.
+    pub fn added_header_lines(&self) -> Vec<u8> {
+        let mut lines = Vec::new();
+        for header in &self.add_header {
+            lines.extend_from_slice(header.as_bytes());
+            lines.extend_from_slice(b"\r\n");
+        }
+        lines
+    }
+
     /// Every attached daemon, in the order of the option kinds.
     pub fn daemons(&self) -> Vec<DaemonSpec> {
         [
@@ -511,4 +526,22 @@ impl Cli {
         self.queue_size
             .unwrap_or_else(|| (self.threads as usize * 64).max(1024))
     }
+}
+
+/// An `--add-header` value: `Name: value`, a token name and a value
+/// without control characters (so it can never split the response),
+/// returned as `Name: value` with the space after the colon normalized.
+fn parse_added_header(s: &str) -> Result<String, String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not NAME: VALUE"))?;
+    let name = name.trim();
+    let value = value.trim();
+    if name.is_empty() || !name.bytes().all(crate::protocol::http::syntax::is_tchar) {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(format!("the value of {name} has a control character"));
+    }
+    Ok(format!("{name}: {value}"))
 }

@@ -174,7 +174,6 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("http-enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
     ("enable-proxy-protocol", Unsupported("the PROXY protocol is not supported; let nginx pass the client address")),
     ("http-websockets", Unsupported("WSGI has no websockets; serve them from an ASGI server")),
-    ("add-header", Unsupported("add the header in nginx (add_header) or in the app")),
     ("buffer-size", Default("buffer-size", "4096", Some("rwsgi's limit on the uwsgi vars block / SCGI header, as in uWSGI"))),
     ("post-buffering", Default("post-buffering", "0 (off)", Some("bodies up to this size are read before the app runs; larger ones stream into wsgi.input (uWSGI spools them to a temp file)"))),
     ("limit-post", Same("limit-post")),

@@ -128,6 +128,8 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         limits: cli.limits(),
         post_buffering: cli.post_buffering,
         body_budget: crate::server::spool::BodyBudget::new(cli.body_memory),
+        // Lives as long as the worker: leaked once rather than counted.
+        add_headers: Box::leak(cli.added_header_lines().into_boxed_slice()),
         dispatcher: Arc::new(pool),
         access_log: AccessLog {
             all: !cli.disable_logging,

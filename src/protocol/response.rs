@@ -215,6 +215,9 @@ pub struct RequestShape {
     pub http10: bool,
     /// The connection may stay open after this response if framing allows.
     pub keep_alive: bool,
+    /// Header lines (`Name: value\r\n`) the server adds to every response
+    /// (`--add-header`); empty for none.
+    pub extra: &'static [u8],
 }
 
 /// The framing, given the app's valid Content-Length if any, else the
@@ -293,6 +296,7 @@ pub fn encode_head(
     } else {
         out.put_slice(&head.buf);
     }
+    out.put_slice(req.extra);
     let seen = &head.seen;
     let framing = framing_for(head.code(), seen.content_length.or(known_length), req);
     let keep_alive = http && req.keep_alive && framing != Framing::Close;
@@ -439,6 +443,7 @@ mod tests {
             head: false,
             http10: false,
             keep_alive: true,
+            extra: b"",
         }
     }
 

@@ -420,6 +420,7 @@ async fn serve_request<S: Stream>(
         head: request.head,
         http10: request.http10,
         keep_alive: request.keep_alive && !ctx.shared.lifecycle.is_draining(),
+        extra: ctx.shared.add_headers,
     };
     let shared = &ctx.shared;
     let decoder = BodyDecoder::new(request.body);

@@ -502,6 +502,7 @@ mod tests {
             head: false,
             http10: false,
             keep_alive: true,
+            extra: b"",
         };
         let peer = Peer {
             addr: Bytes::from_static(b"127.0.0.1"),

@@ -56,6 +56,9 @@ pub struct Shared {
     pub post_buffering: usize,
     /// The bytes of bodies the worker holds in memory at once.
     pub body_budget: spool::BodyBudget,
+    /// `--add-header` lines, added to every response the app or a static
+    /// map makes (made once for the worker's life).
+    pub add_headers: &'static [u8],
     /// Where requests go (the Python thread pool).
     pub dispatcher: Arc<dyn Dispatch>,
     /// Which requests get an access-log line.

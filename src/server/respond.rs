@@ -378,6 +378,7 @@ mod tests {
             head: false,
             http10: false,
             keep_alive: true,
+            extra: b"",
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -432,6 +433,7 @@ mod tests {
             head: false,
             http10: false,
             keep_alive: true,
+            extra: b"",
         };
         let first = ResponseWriter::new(shape, Duration::from_secs(5));
         let at = first.out.as_ptr();

@@ -42,6 +42,7 @@ pub(super) async fn send<S: Stream>(
         keep_alive: request.keep_alive
             && body_discardable(request)
             && !shared.lifecycle.is_draining(),
+        extra: shared.add_headers,
     };
     let mut head = Head::new(reply.status.as_bytes());
     for (name, value) in &reply.headers {
