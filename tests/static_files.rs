@@ -820,3 +820,45 @@ fn added_headers_go_on_app_and_static_responses() {
     let (code, out) = common::run_to_exit(&["--add-header", "no colon here"]);
     assert_eq!(code, 2, "{out}");
 }
+
+/// uWSGI's static-gzip and static-expires: a client that accepts gzip
+/// gets the pre-compressed sibling (with Content-Encoding, Vary and the
+/// original Content-Type); any client gets the Expires the first
+/// matching rule gives; a file without a sibling is sent as it is.
+#[test]
+fn precompressed_siblings_and_expires_follow_uwsgis_static_options() {
+    let site = Site::new();
+    let public = site.dir.join("public");
+    std::fs::write(public.join("style.css.gz"), b"pretend-gzip-bytes").unwrap();
+    let server = site.start(&[
+        "--static-gzip-ext",
+        ".css",
+        "--static-expires",
+        r"\.css$ 3600",
+        "--static-expires-type",
+        "text/javascript 60",
+    ]);
+    let gzip = [("Accept-Encoding", "gzip, deflate")];
+    for proto in [Proto::Http, Proto::Uwsgi, Proto::Scgi] {
+        let r = server.request(proto, "GET", "/static/style.css", &gzip, b"");
+        assert_eq!(r.status, 200, "{proto:?}");
+        assert_eq!(r.body, b"pretend-gzip-bytes", "{proto:?}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert!(r.header("content-type").unwrap().starts_with("text/css"));
+        let expires = httpdate::parse_http_date(r.header("expires").unwrap()).unwrap();
+        let ahead = expires
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .as_secs();
+        assert!((3590..=3601).contains(&ahead), "Expires {ahead} s ahead");
+        let plain = server.request(proto, "GET", "/static/style.css", &[], b"");
+        assert_eq!(plain.body, b"body { color: red }\n");
+        assert_eq!(plain.header("content-encoding"), None);
+        let js = server.request(proto, "GET", "/static/app.js", &gzip, b"");
+        assert_eq!(js.body, b"console.log(1);\n", "no sibling: as it is");
+        assert!(js.header("expires").is_some(), "the type rule");
+        let txt = server.get(proto, "/static/hello.txt");
+        assert_eq!(txt.header("expires"), None, "no rule matches");
+    }
+}

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use crate::protocol::{Limits, Protocol};
 use crate::server::listener::{ListenAddr, ListenSpec};
-use crate::server::{parse_safe_path, StaticFiles, StaticMap};
+use crate::server::{parse_safe_path, static_extras, StaticFiles, StaticMap, StaticOptions};
 use crate::wsgi::AppSpec;
 
 /// An octal file-mode mask (`022`, `0027`).
@@ -239,6 +239,50 @@ pub struct Cli {
     /// mapped directory (refused with 403 otherwise). Repeatable.
     #[arg(long = "static-safe", value_name = "PATH", value_parser = parse_safe_path)]
     pub static_safe: Vec<PathBuf>,
+
+    /// For static files whose path matches REGEXP, send FILE.br or
+    /// FILE.gz (with Content-Encoding) to clients that accept it, when that
+    /// pre-compressed sibling exists (uWSGI's static-gzip). Repeatable.
+    #[arg(long = "static-gzip", value_name = "REGEXP", value_parser = static_extras::parse_regex)]
+    pub static_gzip: Vec<regex::bytes::Regex>,
+
+    /// --static-gzip for every static file.
+    #[arg(long = "static-gzip-all")]
+    pub static_gzip_all: bool,
+
+    /// --static-gzip for files whose path starts with PREFIX. Repeatable.
+    #[arg(
+        long = "static-gzip-dir",
+        visible_alias = "static-gzip-prefix",
+        value_name = "PREFIX"
+    )]
+    pub static_gzip_dir: Vec<String>,
+
+    /// --static-gzip for files whose path ends with SUFFIX (`.css`).
+    /// Repeatable.
+    #[arg(
+        long = "static-gzip-ext",
+        visible_alias = "static-gzip-suffix",
+        value_name = "SUFFIX"
+    )]
+    pub static_gzip_ext: Vec<String>,
+
+    /// An Expires header SECONDS from now on static files whose path
+    /// matches REGEXP (uWSGI's static-expires). Repeatable; the first
+    /// match wins.
+    #[arg(long = "static-expires", value_name = "REGEXP SECONDS",
+          value_parser = static_extras::parse_expires_regex)]
+    pub static_expires: Vec<static_extras::ExpiresRule<regex::bytes::Regex>>,
+
+    /// Like --static-expires, on the request URI.
+    #[arg(long = "static-expires-uri", value_name = "REGEXP SECONDS",
+          value_parser = static_extras::parse_expires_regex)]
+    pub static_expires_uri: Vec<static_extras::ExpiresRule<regex::bytes::Regex>>,
+
+    /// Like --static-expires, on the file's Content-Type.
+    #[arg(long = "static-expires-type", value_name = "MIME SECONDS",
+          value_parser = static_extras::parse_expires_type)]
+    pub static_expires_type: Vec<static_extras::ExpiresRule<String>>,
 
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
@@ -493,7 +537,17 @@ impl Cli {
 
     /// The `--static-map` / `--static-safe` settings.
     pub fn static_files(&self) -> StaticFiles {
-        StaticFiles::new(self.static_map.clone(), self.static_safe.clone())
+        StaticFiles::new(self.static_map.clone(), self.static_safe.clone()).with_options(
+            StaticOptions {
+                gzip_all: self.static_gzip_all,
+                gzip_regex: self.static_gzip.clone(),
+                gzip_prefix: self.static_gzip_dir.clone(),
+                gzip_suffix: self.static_gzip_ext.clone(),
+                expires: self.static_expires.clone(),
+                expires_uri: self.static_expires_uri.clone(),
+                expires_type: self.static_expires_type.clone(),
+            },
+        )
     }
 
     /// The `--add-header` values as header lines, `Name: value\r\n` each.

@@ -88,7 +88,7 @@ const BUILT_IN: &str = "Python and the HTTP, uwsgi and SCGI protocols are built 
 const LOGS_SOON: &str = "not in rwsgi's logging yet (it has --logto FILE, --log-format text|json, --log-4xx, --log-5xx, --disable-logging)";
 const LOG_FORMAT: &str = "rwsgi's access log has one layout, as text or JSON lines (--log-format text|json); uWSGI's %(var) formats are not supported";
 const REOPEN: &str = "send SIGUSR1 to reopen --logto (from logrotate's postrotate)";
-const STATIC_OTHER: &str = "rwsgi serves --static-map and --static-safe only (no index files, expiry headers or gzip; a missing file is a 404, not the app; a mapped directory that does not exist yet is served once it does); for more, serve static files from nginx (location /static/ { alias ...; })";
+const STATIC_OTHER: &str = "rwsgi's static files take --static-map, --static-safe, --static-gzip (-all, -dir, -ext) and --static-expires (-uri, -type), not this (no index files, no -mtime or -path-info forms; a missing file is a 404, not the app); for more, serve static files from nginx (location /static/ { alias ...; })";
 const STATS_SOON: &str =
     "not in rwsgi's stats yet (--stats ADDR serves uWSGI-style stats JSON, --metrics ADDR Prometheus metrics)";
 const NO_TLS: &str = "rwsgi speaks plain HTTP and uwsgi: terminate TLS in nginx or the load balancer, and listen with http-socket or socket";
@@ -288,9 +288,6 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("static-map2", Unsupported(STATIC_OTHER)),
     ("check-static", Unsupported(STATIC_OTHER)),
     ("static-index", Unsupported(STATIC_OTHER)),
-    ("static-expires", Unsupported(STATIC_OTHER)),
-    ("static-expires-uri", Unsupported(STATIC_OTHER)),
-    ("static-gzip-all", Unsupported(STATIC_OTHER)),
     ("static-skip-ext", Unsupported(STATIC_OTHER)),
     // Everything else uWSGI does.
     ("cache", Unsupported("use Redis, Memcached or your framework's cache")),

@@ -41,6 +41,7 @@ use tokio::sync::{watch, Notify};
 
 pub use access_log::AccessLog;
 pub use balance::{AcceptDeferral, Siblings};
+pub use static_files::extras::{self as static_extras, StaticOptions};
 pub use static_files::{parse_safe_path, StaticFiles, StaticMap};
 
 use crate::exchange::{Dispatch, RequestLabel};

@@ -18,6 +18,8 @@
 //! - `Content-Type` from the extension, `ETag` and `Last-Modified`, 304
 //!   for `If-None-Match` / `If-Modified-Since`, a single `Range` (206,
 //!   416), `If-Range`; see `conditional` for what is left out.
+//! - Pre-compressed `.br` / `.gz` siblings and `Expires` headers where
+//!   uWSGI's static options ask for them (`extras`).
 //! - Bodies go out with sendfile(2) (small ones in the same write as the
 //!   head), under the write timeout. HTTP keeps the connection alive (a
 //!   request body up to 64 KiB is read and dropped); uwsgi and SCGI close
@@ -32,10 +34,12 @@
 //! - `resolve`: URL path to an open file, the traversal checks.
 //! - `conditional`: validators, 304, ranges.
 //! - `mime`: the extension table.
+//! - `extras`: uWSGI's static-gzip and static-expires options.
 //! - `reply`: the reply to a GET or HEAD, built on the blocking pool.
 //! - `send`: writing the reply, the log lines, dropping a request body.
 
 mod conditional;
+pub mod extras;
 mod mime;
 mod reply;
 mod resolve;
@@ -49,6 +53,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use self::conditional::Conditions;
+use self::extras::{Accepts, StaticOptions};
 use self::reply::{Lookup, Reply};
 use super::stream::Stream;
 use super::{ListenerContext, Peer};
@@ -137,6 +142,8 @@ pub struct StaticFiles {
     /// `--static-safe`: symlink targets under these are served even when
     /// outside the mapped directory.
     safe: Arc<[PathBuf]>,
+    /// `--static-gzip*` and `--static-expires*`.
+    options: Arc<StaticOptions>,
 }
 
 impl StaticFiles {
@@ -147,7 +154,14 @@ impl StaticFiles {
         StaticFiles {
             maps,
             safe: safe.into(),
+            options: Arc::default(),
         }
+    }
+
+    /// With uWSGI's static options (pre-compressed siblings, Expires).
+    pub fn with_options(mut self, options: StaticOptions) -> Self {
+        self.options = Arc::new(options);
+        self
     }
 
     /// Whether no path is mapped.
@@ -192,6 +206,13 @@ pub(super) async fn serve<S: Stream>(
             safe: statics.safe.clone(),
             conditions: Conditions::from_request(request),
             get: method == b"GET",
+            options: statics.options.clone(),
+            accepts: request
+                .var(b"HTTP_ACCEPT_ENCODING")
+                .map_or_else(Accepts::default, |v| Accepts::from_header(v)),
+            uri: request
+                .var(b"REQUEST_URI")
+                .map_or_else(Vec::new, |v| v.to_vec()),
         };
         // Opening and stat-ing a file can block (a cold disk, NFS): off
         // the worker's single I/O thread.

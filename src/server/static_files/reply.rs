@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::conditional::{decide, Conditions, Decision, Validators};
+use super::extras::{Accepts, StaticOptions};
 use super::mime;
 use super::resolve::{self, Opened, Refusal, RelativePath};
 
@@ -56,6 +57,12 @@ pub(super) struct Lookup {
     pub conditions: Conditions,
     /// GET (a body, ranges) rather than HEAD.
     pub get: bool,
+    /// `static-gzip*` and `static-expires*`.
+    pub options: Arc<StaticOptions>,
+    /// The codings the request's Accept-Encoding allows.
+    pub accepts: Accepts,
+    /// The request URI, for `static-expires-uri`.
+    pub uri: Vec<u8>,
 }
 
 impl Lookup {
@@ -73,13 +80,34 @@ impl Lookup {
 
     /// 200, 206, 304 or 416 for an open file.
     fn answer(&self, rel: &RelativePath, opened: Opened) -> Reply {
+        let original = opened.path.clone();
+        let (opened, coding) = match self.options.sibling(&opened.path, self.accepts) {
+            Some((path, coding)) => match resolve::open_sibling(&path) {
+                Some(sibling) => (sibling, Some(coding)),
+                None => (opened, None),
+            },
+            None => (opened, None),
+        };
         let size = opened.meta.len();
+        // The sibling's own validators: its ETag differs from the file's.
         let validators = Validators::new(opened.meta.modified().ok(), size);
         let name = rel.path.file_name().map_or(&b""[..], |n| n.as_bytes());
         let mut headers = vec![
             header("ETag", &validators.etag()),
             header("Last-Modified", &validators.last_modified()),
         ];
+        if let Some(coding) = coding {
+            headers.push(header("Content-Encoding", coding));
+            headers.push(header("Vary", "Accept-Encoding"));
+        }
+        let content_type = mime::content_type(name);
+        let now = std::time::SystemTime::now();
+        if let Some(expires) = self
+            .options
+            .expires(&original, &self.uri, content_type, now)
+        {
+            headers.push(header("Expires", &expires));
+        }
         let decision = decide(&validators, &self.conditions, self.get);
         let (status, offset, len) = match decision {
             Decision::NotModified => {
@@ -113,7 +141,7 @@ impl Lookup {
                 ("206 Partial Content", start, end - start + 1)
             }
         };
-        headers.push(header("Content-Type", mime::content_type(name)));
+        headers.push(header("Content-Type", content_type));
         headers.push(header("Accept-Ranges", "bytes"));
         headers.push(header("Content-Length", &len.to_string()));
         let body = if !self.get || len == 0 {

@@ -65,6 +65,8 @@ pub(super) fn relative_path(rest: &[u8]) -> Result<RelativePath, Refusal> {
 pub(super) struct Opened {
     /// The file, opened read-only.
     pub file: File,
+    /// Its real path (symlinks resolved), which static options match.
+    pub path: PathBuf,
     /// Its metadata, taken from the open descriptor.
     pub meta: Metadata,
 }
@@ -112,7 +114,11 @@ pub(super) fn open(dir: &Path, rel: &RelativePath, safe: &[PathBuf]) -> Result<O
         .map_err(not_found)?;
     let meta = file.metadata().map_err(not_found)?;
     check_kind(&meta, rel)?;
-    Ok(Opened { file, meta })
+    Ok(Opened {
+        file,
+        path: real,
+        meta,
+    })
 }
 
 /// Only regular files are served; a directory is a 403 (there is no
@@ -149,6 +155,22 @@ fn not_found(e: io::Error) -> Refusal {
         _ if code == libc::ELOOP => Refusal::new(403, format!("symlink refused: {e}")),
         _ => Refusal::new(500, format!("cannot open the file: {e}")),
     }
+}
+
+/// Opens a pre-compressed sibling of a served file: a regular file, never
+/// through a symlink (which could lead out of the mapped directory).
+pub(super) fn open_sibling(path: &Path) -> Option<Opened> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    meta.is_file().then(|| Opened {
+        file,
+        path: path.to_path_buf(),
+        meta,
+    })
 }
 
 #[cfg(test)]
