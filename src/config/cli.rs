@@ -386,6 +386,19 @@ pub struct Cli {
     #[arg(long = "add-header", value_name = "NAME: VALUE", value_parser = parse_added_header)]
     pub add_header: Vec<String>,
 
+    /// Serve another app at /PREFIX (uWSGI's mount): TARGET is a file
+    /// (`.py`, `.wsgi`) or `module[:callable]`. Without
+    /// --manage-script-name the app is chosen by the SCRIPT_NAME the proxy
+    /// sends; paths no mount takes go to the --module / --wsgi-file app,
+    /// else get a 404. Repeatable.
+    #[arg(long = "mount", value_name = "/PREFIX=TARGET", value_parser = parse_mount)]
+    pub mount: Vec<Mount>,
+
+    /// Choose --mount apps by the longest mountpoint that prefixes
+    /// PATH_INFO, which moves from PATH_INFO to SCRIPT_NAME.
+    #[arg(long = "manage-script-name")]
+    pub manage_script_name: bool,
+
     /// Write the master's pid to FILE.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -532,6 +545,12 @@ impl Cli {
             pythonpath: self.pythonpath.clone(),
             home: self.home.clone(),
             imports: self.import.clone(),
+            mounts: self
+                .mount
+                .iter()
+                .map(|m| (m.prefix.clone(), m.target.clone()))
+                .collect(),
+            manage_script_name: self.manage_script_name,
         }
     }
 
@@ -598,4 +617,35 @@ fn parse_added_header(s: &str) -> Result<String, String> {
         return Err(format!("the value of {name} has a control character"));
     }
     Ok(format!("{name}: {value}"))
+}
+
+/// A `--mount` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The mountpoint, starting with `/`.
+    pub prefix: String,
+    /// The app: a file or `module[:callable]`.
+    pub target: String,
+}
+
+fn parse_mount(s: &str) -> Result<Mount, String> {
+    let (prefix, target) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not /PREFIX=TARGET"))?;
+    let (prefix, target) = (prefix.trim(), target.trim());
+    if !prefix.starts_with('/') {
+        return Err(format!("the mountpoint {prefix:?} must start with '/'"));
+    }
+    if target.is_empty() {
+        return Err(format!("no app after '=' in {s:?}"));
+    }
+    if target.ends_with(".ini") {
+        return Err(
+            "paste.deploy ini apps are not supported; mount module:callable or a file".into(),
+        );
+    }
+    Ok(Mount {
+        prefix: prefix.to_string(),
+        target: target.to_string(),
+    })
 }

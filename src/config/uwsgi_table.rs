@@ -112,8 +112,6 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("python-path", Same("pythonpath")),
     ("pp", Same("pythonpath")),
     ("env", Same("env")),
-    ("mount", Unsupported(ONE_APP)),
-    ("manage-script-name", NotNeeded("without `mount` it changes nothing in uWSGI either: rwsgi serves its one app at the root")),
     ("vhost", Unsupported(ONE_APP)),
     ("no-default-app", NotNeeded("rwsgi serves exactly the one app it is given")),
     ("need-app", NotNeeded("rwsgi always refuses to start when the app cannot be imported")),

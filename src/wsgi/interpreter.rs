@@ -13,6 +13,7 @@ use super::file_wrapper::FileWrapper;
 
 /// The built-in demo app, served when no app is given.
 const DEMO_APP: &str = include_str!("demo_app.py");
+const MOUNT_DISPATCHER: &str = include_str!("mount.py");
 
 /// Where the app comes from and what it imports from.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +32,11 @@ pub struct AppSpec {
     pub home: Option<PathBuf>,
     /// Modules (or files) imported before the app (`--import`).
     pub imports: Vec<String>,
+    /// `--mount /PREFIX=TARGET`: more apps, by mountpoint.
+    pub mounts: Vec<(String, String)>,
+    /// `--manage-script-name`: mounts are chosen by PATH_INFO, which then
+    /// moves the mountpoint to SCRIPT_NAME.
+    pub manage_script_name: bool,
 }
 
 impl AppSpec {
@@ -152,7 +158,11 @@ pub fn load(spec: &AppSpec) -> Result<LoadedApp, String> {
         prepare_paths(py, spec)
             .map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))?;
         import_extra(py, &spec.imports);
-        let callable = import_app(py, spec)?;
+        let callable = if spec.mounts.is_empty() {
+            import_app(py, spec)?
+        } else {
+            mounted_apps(py, spec)?
+        };
         let file_wrapper = py.get_type::<FileWrapper>().into_any().unbind();
         Ok(LoadedApp {
             callable,
@@ -271,7 +281,52 @@ fn import_app(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, String> {
     resolve_callable(py, &module, &source, attr.as_deref())
 }
 
-/// Executes a Python file as a module named after it.
+/// The dispatcher over `--mount` apps (see `mount.py`), with the main app
+/// (`--module` / `--wsgi-file`), if any, for paths no mount takes.
+fn mounted_apps(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, String> {
+    let mut apps = Vec::with_capacity(spec.mounts.len());
+    for (mountpoint, target) in &spec.mounts {
+        let mut one = AppSpec {
+            module: None,
+            wsgi_file: None,
+            callable: spec.callable.clone(),
+            chdir: None,
+            pythonpath: Vec::new(),
+            home: None,
+            imports: Vec::new(),
+            mounts: Vec::new(),
+            manage_script_name: false,
+        };
+        if target.ends_with(".py") || target.ends_with(".wsgi") {
+            one.wsgi_file = Some(PathBuf::from(target));
+        } else {
+            one.module = Some(target.clone());
+        }
+        let app = import_app(py, &one).map_err(|e| format!("mount {mountpoint}: {e}"))?;
+        tracing::info!("mounted {} at {mountpoint:?}", one.describe());
+        apps.push((mountpoint.trim_end_matches('/').to_string(), app));
+    }
+    let default = if spec.module.is_some() || spec.wsgi_file.is_some() {
+        Some(import_app(py, spec)?)
+    } else {
+        None
+    };
+    let make = || -> PyResult<Py<PyAny>> {
+        let module = PyModule::from_code(
+            py,
+            &CString::new(MOUNT_DISPATCHER).expect("no NUL"),
+            c"rwsgi_mount.py",
+            c"rwsgi_mount",
+        )?;
+        let apps: Vec<(String, Py<PyAny>)> = apps;
+        Ok(module
+            .getattr("make")?
+            .call1((apps, default, spec.manage_script_name))?
+            .unbind())
+    };
+    make().map_err(|e| format!("cannot mount the apps: {}", format_traceback(py, &e)))
+}
+
 /// `--import`: each module by name, or a file (a name with a `/` or
 /// ending in `.py`) run as a module, in order. As in uWSGI, one that fails
 /// is logged with its traceback and the rest, and the app, still load.
@@ -293,6 +348,7 @@ fn import_extra(py: Python<'_>, imports: &[String]) {
     }
 }
 
+/// Executes a Python file as a module named after it.
 fn load_file<'py>(py: Python<'py>, file: &Path) -> PyResult<Bound<'py, PyModule>> {
     let code = std::fs::read_to_string(file)
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read it: {e}")))?;
