@@ -169,3 +169,27 @@ fn error_lines_say_whose_fault_it_was() {
         "{client}"
     );
 }
+
+/// uWSGI's memory-report: each access line starts with the worker's
+/// address space and resident memory.
+#[test]
+fn memory_report_puts_the_workers_memory_on_each_access_line() {
+    let server = start(&["--memory-report"]);
+    assert_eq!(server.get(Proto::Http, "/environ").status, 200);
+    assert!(server.wait_log("GET /environ", 5), "{}", server.log());
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("GET /environ")).unwrap();
+    let rss_mb: u64 = line
+        .split("{rss usage: ")
+        .nth(1)
+        .and_then(|rest| rest.split('/').nth(1))
+        .and_then(|mb| {
+            mb.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .split("MB")
+                .next()
+        })
+        .and_then(|mb| mb.parse().ok())
+        .unwrap_or_else(|| panic!("no rss in {line}"));
+    assert!((5..2048).contains(&rss_mb), "{line}");
+    assert!(line.contains("{address space usage: "), "{line}");
+}

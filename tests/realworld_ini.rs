@@ -531,7 +531,7 @@ const VERDICTS: &[(&str, &[(usize, &str)])] = &[
         (3, "accepted, not needed"), // die-on-term = true
         (4, "applied"), // http-socket = :$(PORT)
         (5, "accepted, not needed"), // master = true
-        (6, "unsupported yet"), // memory-report = true
+        (6, "applied"), // memory-report = true
         (7, "applied"), // module = saleor.wsgi:application
         (8, "applied"), // processes = 4
         (9, "applied"), // static-map = /static=/app/static (the stand-in has the directory)

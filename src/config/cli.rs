@@ -284,6 +284,11 @@ pub struct Cli {
           value_parser = static_extras::parse_expires_type)]
     pub static_expires_type: Vec<static_extras::ExpiresRule<String>>,
 
+    /// Start each access-log line with the worker's address space and
+    /// resident memory (uWSGI's memory-report).
+    #[arg(long = "memory-report")]
+    pub memory_report: bool,
+
     /// Turn off the per-request access log.
     #[arg(long = "disable-logging", short = 'L')]
     pub disable_logging: bool,

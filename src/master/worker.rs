@@ -136,6 +136,7 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
             client_errors: cli.log_4xx,
             server_errors: cli.log_5xx,
             worker: id,
+            memory_report: cli.memory_report,
         },
         retry_after: cli.retry_after,
         harakiri: (cli.harakiri > 0).then(|| Duration::from_secs(cli.harakiri)),

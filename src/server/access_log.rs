@@ -21,6 +21,9 @@ pub struct AccessLog {
     pub server_errors: bool,
     /// This worker's number, shown on each line.
     pub worker: u32,
+    /// Each line starts with the worker's memory, as uWSGI's
+    /// `memory-report` does (read from /proc at each logged request).
+    pub memory_report: bool,
 }
 
 /// What the access log says about a request, taken before the request
@@ -98,6 +101,11 @@ impl AccessLog {
             text(request.label.uri()),
             text(&request.server_protocol),
         );
+        let memory = if self.memory_report {
+            memory_prefix()
+        } else {
+            String::new()
+        };
         tracing::info!(
             target: "rwsgi::access",
             remote_addr = remote_addr,
@@ -109,7 +117,8 @@ impl AccessLog {
             duration_ms = millis,
             worker = self.worker,
             complete = entry.complete,
-            "[worker {}] {} {} {} {} => generated {} bytes in {:.3} msecs ({} {}){}",
+            "{}[worker {}] {} {} {} {} => generated {} bytes in {:.3} msecs ({} {}){}",
+            memory,
             self.worker,
             remote_addr,
             entry.protocol.name(),
@@ -124,9 +133,40 @@ impl AccessLog {
     }
 }
 
+/// uWSGI's memory-report prefix: `{address space usage: N bytes/NMB}
+/// {rss usage: N bytes/NMB} `, from this process's /proc/self/statm.
+fn memory_prefix() -> String {
+    let Some((vsz, rss)) = statm() else {
+        return String::new();
+    };
+    format!(
+        "{{address space usage: {vsz} bytes/{}MB}} {{rss usage: {rss} bytes/{}MB}} ",
+        vsz >> 20,
+        rss >> 20
+    )
+}
+
+/// (address space, resident set) in bytes.
+fn statm() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let mut pages = text.split_whitespace().map(|n| n.parse::<u64>().ok());
+    let (vsz, rss) = (pages.next()??, pages.next()??);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    Some((vsz * page, rss * page))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_prefix_reads_like_uwsgis() {
+        let prefix = memory_prefix();
+        assert!(prefix.starts_with("{address space usage: "), "{prefix}");
+        assert!(prefix.contains("MB} {rss usage: "), "{prefix}");
+        assert!(prefix.ends_with("MB} "), "{prefix}");
+    }
 
     #[test]
     fn disable_logging_keeps_the_error_classes_asked_for() {
@@ -135,6 +175,7 @@ mod tests {
             client_errors: true,
             server_errors: false,
             worker: 1,
+            memory_report: false,
         };
         assert!(!log.wants(200));
         assert!(log.wants(404));
