@@ -1,5 +1,6 @@
-//! `import` (uWSGI's `import` / `pyimport` / `python-import`): modules
-//! imported before the app, from the command line or an ini file.
+//! Python-side loading options of uWSGI: `import` (`pyimport`,
+//! `python-import`), modules imported before the app, from the command
+//! line or an ini file; and the fork hooks `py-call-osafterfork` asks for.
 
 mod common;
 
@@ -69,4 +70,36 @@ def application(environ, start_response):
         "{}",
         server.log()
     );
+}
+
+/// uWSGI's `py-call-osafterfork` is "not needed": a worker forked from a
+/// master that loaded the app runs CPython's fork hooks
+/// (`os.register_at_fork(after_in_child=...)`), which is what that option
+/// turns on in uWSGI.
+#[test]
+fn fork_hooks_of_an_app_loaded_in_the_master_run_in_each_worker() {
+    let dir = common::temp_dir("fork-hooks");
+    std::fs::write(
+        dir.join("app.py"),
+        r#"
+import os
+MASTER = os.getpid()
+SEEN = []
+os.register_at_fork(after_in_child=lambda: SEEN.append(os.getpid()))
+
+def application(environ, start_response):
+    body = ("hooked" if SEEN == [os.getpid()] and MASTER != os.getpid() else "not hooked").encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+"#,
+    )
+    .unwrap();
+    let app = dir.join("app.py");
+    let server = Server::start_in(
+        &dir,
+        &["--wsgi-file", app.to_str().unwrap(), "--processes", "2"],
+    );
+    for _ in 0..4 {
+        assert_eq!(server.get(Proto::Http, "/").text(), "hooked");
+    }
 }
