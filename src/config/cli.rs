@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::cron::CronSpec;
 use super::daemon::DaemonSpec;
 use clap::Parser;
 
@@ -404,6 +405,29 @@ pub struct Cli {
     #[arg(long = "manage-script-name")]
     pub manage_script_name: bool,
 
+    /// Run CMD when the local time matches (uWSGI's cron): "MINUTE HOUR
+    /// DAY MONTH WEEKDAY CMD", -1 for any, -N for every N. The master
+    /// checks each second; an entry runs at most once a minute.
+    /// Repeatable.
+    #[arg(long = "cron", value_name = "M H D MON W CMD", value_parser = CronSpec::classic,
+          allow_hyphen_values = true)]
+    pub cron: Vec<CronSpec>,
+
+    /// Like --cron, never two runs of the entry at once.
+    #[arg(long = "unique-cron", value_name = "M H D MON W CMD", value_parser = CronSpec::unique,
+          allow_hyphen_values = true)]
+    pub unique_cron: Vec<CronSpec>,
+
+    /// A cron entry in uWSGI's key form: "minute=..,hour=..,day=..,
+    /// month=..,week=..,unique=1,harakiri=S CMD" (fields default to any).
+    /// Repeatable.
+    #[arg(long = "cron2", value_name = "KEY=VALUE,... CMD", value_parser = CronSpec::keyval)]
+    pub cron2: Vec<CronSpec>,
+
+    /// Kill a cron run (its process group) after SECONDS (0: never).
+    #[arg(long = "cron-harakiri", default_value_t = 0, value_name = "SECONDS")]
+    pub cron_harakiri: u64,
+
     /// Write the master's pid to FILE.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -582,6 +606,15 @@ impl Cli {
             lines.extend_from_slice(b"\r\n");
         }
         lines
+    }
+
+    /// Every cron entry, in the order of the option kinds.
+    pub fn crons(&self) -> Vec<CronSpec> {
+        [&self.cron, &self.unique_cron, &self.cron2]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// Every attached daemon, in the order of the option kinds.

@@ -33,10 +33,12 @@
 //! - `toml_file`, `env`: the native file and `RWSGI_*` variables.
 //! - `record`, `check`: per-line outcomes, the report, the log.
 //! - `daemon`: the attached daemons' option values.
+//! - `cron`: cron entries and when one is due.
 //! - `process`: `--umask` and `--max-fd`, applied before anything starts.
 
 mod check;
 mod cli;
+mod cron;
 mod daemon;
 pub(crate) mod env;
 mod ini;
@@ -58,6 +60,7 @@ use clap::FromArgMatches;
 
 pub use check::ConfigNotes;
 pub use cli::Cli;
+pub use cron::{CronSpec, CronTime};
 pub use daemon::DaemonSpec;
 
 use options::{clap_message, Kind, OptionTable};

@@ -78,7 +78,7 @@ const ONE_APP: &str =
 const OWN_SERVICE: &str = "run background work as its own service (a systemd unit, Celery, cron)";
 const FIXED_WORKERS: &str =
     "rwsgi runs a fixed number of workers, --processes (the cheaper modes are to come)";
-const MASTER_SOON: &str = "rwsgi's master does not run this yet (cron and the master FIFO are to come); until then run it as its own service (a systemd unit, a container)";
+const MASTER_SOON: &str = "rwsgi's master does not run this yet (the master FIFO and hooks are to come); until then run it as its own service (a systemd unit, a container)";
 const HOOKS_SOON: &str = "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint";
 const NO_GEVENT: &str = "rwsgi runs WSGI apps on Python threads (--threads N), not gevent greenlets; an app that needs gevent's monkey-patching needs a gevent server";
 /// For uWSGI options no rule names.
@@ -326,8 +326,6 @@ const FAMILIES: &[(&str, Rule)] = &[
     ("mule", Unsupported(OWN_SERVICE)),
     ("farm", Unsupported(OWN_SERVICE)),
     ("spooler", Unsupported(OWN_SERVICE)),
-    ("cron", Pending("", MASTER_SOON)),
-    ("unique-cron", Pending("", MASTER_SOON)),
     ("legion", Unsupported(OWN_SERVICE)),
     (
         "emperor-",

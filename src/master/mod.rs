@@ -29,9 +29,11 @@
 //! - `privileges`: `--uid` / `--gid`.
 //! - `pidfile`: `--pidfile`, never written through a symlink.
 //! - `daemons`: `--attach-daemon` and its family, run beside the workers.
+//! - `cron`: `--cron`, `--unique-cron`, `--cron2`.
 //! - `heap`: malloc thresholds that keep request-body memory mapped.
 //! - `title`: process titles.
 
+mod cron;
 mod daemons;
 mod heap;
 mod pidfile;

@@ -24,6 +24,7 @@ use signals::{block_signals, describe_status, sd_notify, signal, wait_signal};
 use stats_view::{open_endpoints, slot_totals};
 
 use crate::config::Cli;
+use crate::master::cron::Crons;
 use crate::master::daemons::{Daemons, Reaped};
 use crate::master::scoreboard::{Recycle, Scoreboard};
 use crate::master::sockets::{self, Sockets};
@@ -89,6 +90,8 @@ struct Supervisor<'a> {
     retired: Totals,
     /// `--attach-daemon` and its family.
     daemons: Daemons,
+    /// `--cron` and its family.
+    crons: Crons,
 }
 
 /// Runs the master until it stops; returns the process exit code.
@@ -167,6 +170,7 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         harakiris: HashMap::new(),
         retired: Totals::default(),
         daemons: Daemons::new(cli.daemons()),
+        crons: Crons::new(cli.crons(), cli.cron_harakiri),
     })
 }
 
@@ -214,6 +218,7 @@ impl Supervisor<'_> {
                 self.notify_ready();
                 self.check_touch_reload();
                 self.daemons.check();
+                self.crons.tick();
             }
             self.enforce_deadlines();
             self.serve_stats();
@@ -397,9 +402,11 @@ impl Supervisor<'_> {
                 return;
             }
             let Some(index) = self.procs.iter().position(|p| p.pid == pid) else {
-                if let Reaped::ControlExited(why) =
-                    self.daemons.reaped(pid, &describe_status(status))
-                {
+                let how = describe_status(status);
+                if self.crons.reaped(pid, &how) {
+                    continue;
+                }
+                if let Reaped::ControlExited(why) = self.daemons.reaped(pid, &how) {
                     self.stop(true, &why);
                 }
                 continue;
