@@ -11,9 +11,13 @@ use std::time::Duration;
 
 use super::spool::{BodyBudget, Charge, Spool};
 use super::stream::{read_within, Stream};
-use crate::exchange::BodyMsg;
+use super::ListenerContext;
+use crate::exchange::{Body, BodyMsg};
 use crate::protocol::chunked::{Chunk, ChunkedDecoder};
-use crate::protocol::{BodyFraming, ErrorKind, ProtocolError};
+use crate::protocol::{BodyFraming, ErrorKind, ProtocolError, Request};
+
+/// Body messages buffered between the socket (or spool) and `wsgi.input`.
+const BODY_QUEUE: usize = 4;
 
 /// Most bytes handed to the app in one body message.
 const MAX_PIECE: usize = 64 * 1024;
@@ -376,4 +380,71 @@ impl BodyFeed {
         }
         true
     }
+}
+
+/// Reads the request's body before the app runs: whole in memory when it
+/// is small and the worker's body budget has room, else into a spool file
+/// (the app reads it from there), so a slow client never holds a Python
+/// thread. Without post-buffering (0), a body streams to the app as it
+/// arrives, as in uWSGI.
+pub(super) async fn read_body<'a, S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    request: &mut Request,
+    mut decoder: BodyDecoder,
+    ctx: &'a ListenerContext,
+) -> Result<(Body, Option<BodyFeed>, Option<Charge<'a>>), BodyError> {
+    let shared = &ctx.shared;
+    let chunked = request.body == BodyFraming::Chunked;
+    let first = match prebuffer(
+        &mut decoder,
+        stream,
+        buf,
+        shared.post_buffering,
+        shared.limits.body,
+        shared.timeouts.body,
+        &shared.body_budget,
+    )
+    .await?
+    {
+        Prebuffered::Complete(bytes, charge) => {
+            if chunked {
+                // The whole de-chunked body is known: tell the app its
+                // length, as frameworks that ignore wsgi.input_terminated
+                // read only CONTENT_LENGTH bytes.
+                request.set_var(b"CONTENT_LENGTH", Bytes::from(bytes.len().to_string()));
+            }
+            return Ok((Body::Buffered(bytes), None, charge));
+        }
+        Prebuffered::Partial(first) => first,
+    };
+    let (tx, rx) = mpsc::channel(BODY_QUEUE);
+    if shared.post_buffering == 0 {
+        let already = first.len() as u64;
+        if !first.is_empty() {
+            let _ = tx.try_send(BodyMsg::Data(first));
+        }
+        let feed = BodyFeed::new(
+            decoder,
+            Some(tx),
+            already,
+            shared.limits.body,
+            shared.timeouts.body,
+        );
+        return Ok((Body::Stream(rx), Some(feed), None));
+    }
+    let spool = spool_rest(
+        &mut decoder,
+        stream,
+        buf,
+        first,
+        None,
+        shared.limits.body,
+        shared.timeouts.body,
+    )
+    .await?;
+    if chunked {
+        request.set_var(b"CONTENT_LENGTH", Bytes::from(spool.len().to_string()));
+    }
+    Ok((Body::Stream(rx), Some(BodyFeed::spooled(spool, tx)), None))
 }

@@ -7,25 +7,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
 use super::access_log::{Entry, RequestInfo};
-use super::body::{prebuffer, spool_rest, BodyDecoder, BodyError, BodyFeed, Prebuffered};
+use super::body::{read_body, BodyDecoder, BodyError};
 use super::handoff::{dispatch, harakiri, overloaded, run_inline, Pumped};
 use super::respond::ResponseWriter;
 use super::round::Seat;
 use super::spare::{self, Kind};
-use super::spool::Charge;
 use super::stream::{write_within, Stream};
 use super::{ListenerContext, Peer, Shared};
-use crate::exchange::{Body, BodyMsg, EventSink, Job, RequestLabel};
+use crate::exchange::{Body, EventSink, Job, RequestLabel};
 use crate::protocol::response::{reason, simple_response, RequestShape};
-use crate::protocol::{BodyFraming, Decoder, ErrorKind, Protocol, ProtocolError, Request};
-
-/// Body messages buffered between the socket and `wsgi.input`.
-const BODY_QUEUE: usize = 4;
+use crate::protocol::{Decoder, ErrorKind, Protocol, ProtocolError, Request};
 
 /// How long a draining server waits for the first request of a connection
 /// it accepted just before the drain.
@@ -527,73 +522,6 @@ async fn serve_request<S: Stream>(
     } else {
         After::Close
     }
-}
-
-/// Reads the request's body before the app runs: whole in memory when it
-/// is small and the worker's body budget has room, else into a spool file
-/// (the app reads it from there), so a slow client never holds a Python
-/// thread. Without post-buffering (0), a body streams to the app as it
-/// arrives, as in uWSGI.
-async fn read_body<'a, S: Stream>(
-    stream: &mut S,
-    buf: &mut BytesMut,
-    request: &mut Request,
-    mut decoder: BodyDecoder,
-    ctx: &'a ListenerContext,
-) -> Result<(Body, Option<BodyFeed>, Option<Charge<'a>>), BodyError> {
-    let shared = &ctx.shared;
-    let chunked = request.body == BodyFraming::Chunked;
-    let first = match prebuffer(
-        &mut decoder,
-        stream,
-        buf,
-        shared.post_buffering,
-        shared.limits.body,
-        shared.timeouts.body,
-        &shared.body_budget,
-    )
-    .await?
-    {
-        Prebuffered::Complete(bytes, charge) => {
-            if chunked {
-                // The whole de-chunked body is known: tell the app its
-                // length, as frameworks that ignore wsgi.input_terminated
-                // read only CONTENT_LENGTH bytes.
-                request.set_var(b"CONTENT_LENGTH", Bytes::from(bytes.len().to_string()));
-            }
-            return Ok((Body::Buffered(bytes), None, charge));
-        }
-        Prebuffered::Partial(first) => first,
-    };
-    let (tx, rx) = mpsc::channel(BODY_QUEUE);
-    if shared.post_buffering == 0 {
-        let already = first.len() as u64;
-        if !first.is_empty() {
-            let _ = tx.try_send(BodyMsg::Data(first));
-        }
-        let feed = BodyFeed::new(
-            decoder,
-            Some(tx),
-            already,
-            shared.limits.body,
-            shared.timeouts.body,
-        );
-        return Ok((Body::Stream(rx), Some(feed), None));
-    }
-    let spool = spool_rest(
-        &mut decoder,
-        stream,
-        buf,
-        first,
-        None,
-        shared.limits.body,
-        shared.timeouts.body,
-    )
-    .await?;
-    if chunked {
-        request.set_var(b"CONTENT_LENGTH", Bytes::from(spool.len().to_string()));
-    }
-    Ok((Body::Stream(rx), Some(BodyFeed::spooled(spool, tx)), None))
 }
 
 /// Answers a body that could not be read: the client's fault (a 4xx, or
