@@ -6,23 +6,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
 
 fn app() -> String {
     common::apps().join("master_app.py").display().to_string()
-}
-
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 #[test]
@@ -35,7 +24,7 @@ fn an_every_minute_entry_runs_once_with_its_output_in_the_log() {
     );
     let server = Server::start_in(&dir, &["--wsgi-file", &app(), "--cron", &entry]);
     assert!(
-        wait_until(5, || std::fs::read_to_string(&marker)
+        common::wait_until(5, || std::fs::read_to_string(&marker)
             .is_ok_and(|s| !s.is_empty())),
         "{}",
         server.log()

@@ -47,17 +47,6 @@ fn app() -> String {
         .to_string()
 }
 
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// The pids a stand-in noted, in order (not the `stopped` lines).
 fn started(pids: &Path) -> Vec<i32> {
     std::fs::read_to_string(pids)
@@ -109,7 +98,7 @@ fn a_daemon_killed_is_started_again_shown_in_stats_and_stopped_with_the_server()
         ],
     );
     assert!(
-        wait_until(10, || started(&pids).len() == 1),
+        common::wait_until(10, || started(&pids).len() == 1),
         "{}",
         server.log()
     );
@@ -125,7 +114,7 @@ fn a_daemon_killed_is_started_again_shown_in_stats_and_stopped_with_the_server()
 
     common::signal(first as u32, libc_sig::SIGKILL);
     assert!(
-        wait_until(10, || started(&pids).len() == 2),
+        common::wait_until(10, || started(&pids).len() == 2),
         "not started again after kill -9:\n{}",
         server.log()
     );
@@ -139,7 +128,11 @@ fn a_daemon_killed_is_started_again_shown_in_stats_and_stopped_with_the_server()
     assert_eq!(shown["daemons"][0]["respawns"], 1);
 
     common::signal(server.pid(), libc_sig::SIGTERM);
-    assert!(wait_until(15, || !server.alive()), "{}", server.log());
+    assert!(
+        common::wait_until(15, || !server.alive()),
+        "{}",
+        server.log()
+    );
     let noted = std::fs::read_to_string(&pids).unwrap();
     assert!(
         noted.contains(&format!("stopped {second}")),
@@ -174,15 +167,15 @@ fn a_reload_restarts_plain_daemons_and_leaves_smart_ones_running() {
             &smart,
         ],
     );
-    assert!(wait_until(10, || started(&plain_pids).len() == 1
+    assert!(common::wait_until(10, || started(&plain_pids).len() == 1
         && started(&smart_pids).len() == 1));
     let smart_pid = started(&smart_pids)[0];
     let leader = group_of(smart_pid).to_string();
-    assert!(wait_until(5, || std::fs::read_to_string(&pidfile)
+    assert!(common::wait_until(5, || std::fs::read_to_string(&pidfile)
         .is_ok_and(|p| p.trim() == leader)));
     common::signal(server.pid(), libc_sig::SIGHUP);
     assert!(
-        wait_until(15, || started(&plain_pids).len() == 2),
+        common::wait_until(15, || started(&plain_pids).len() == 2),
         "the plain daemon was not started again:\n{}",
         server.log()
     );
@@ -201,7 +194,7 @@ fn a_reload_restarts_plain_daemons_and_leaves_smart_ones_running() {
     // Killed, the smart daemon is found gone through its pidfile.
     common::signal(smart_pid as u32, libc_sig::SIGKILL);
     assert!(
-        wait_until(10, || started(&smart_pids).len() == 2),
+        common::wait_until(10, || started(&smart_pids).len() == 2),
         "{}",
         server.log()
     );
@@ -218,7 +211,11 @@ fn a_control_daemon_that_exits_stops_the_server() {
         &dir,
         &["--wsgi-file", &app(), "--attach-control-daemon", "sleep 1"],
     );
-    assert!(wait_until(15, || !server.alive()), "{}", server.log());
+    assert!(
+        common::wait_until(15, || !server.alive()),
+        "{}",
+        server.log()
+    );
     let log = server.log();
     assert!(log.contains("control daemon \"sleep 1\""), "{log}");
     assert!(log.contains("master exiting with code 0"), "{log}");
@@ -247,7 +244,7 @@ fn attach_daemon_lines_in_an_ini_file_start_their_daemons() {
     assert!(report.contains("applied: --attach-daemon2"), "{report}");
     let server = Server::start_in(&dir, &["--ini", ini.to_str().unwrap()]);
     assert!(
-        wait_until(10, || started(&pids).len() == 1),
+        common::wait_until(10, || started(&pids).len() == 1),
         "{}",
         server.log()
     );
@@ -280,7 +277,7 @@ fn a_daemon_that_keeps_failing_is_throttled_without_holding_up_the_master() {
         server.log()
     );
     assert!(
-        wait_until(3, || server.get(common::Proto::Http, "/").status == 200),
+        common::wait_until(3, || server.get(common::Proto::Http, "/").status == 200),
         "not serving while the daemon is throttled"
     );
     assert!(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{libc_sig, Response, Server};
 
@@ -30,17 +30,6 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
     args.extend_from_slice(extra);
     Server::start_in(dir, &args)
-}
-
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// Reads one response with a Content-Length body; `Err` when the
@@ -192,14 +181,14 @@ fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
             "--disable-logging",
         ],
     );
-    assert!(wait_until(10, || workers(&server).len() == 2));
+    assert!(common::wait_until(10, || workers(&server).len() == 2));
     let load = KeepAliveLoad::start(&server.http, 4);
-    assert!(wait_until(10, || load.answered() > 50), "no load");
+    assert!(common::wait_until(10, || load.answered() > 50), "no load");
     for round in 1..=5 {
         let before = workers(&server);
         common::signal(server.pid(), libc_sig::SIGHUP);
         assert!(
-            wait_until(30, || {
+            common::wait_until(30, || {
                 let now = workers(&server);
                 now.len() == 2 && now.iter().all(|p| !before.contains(p))
             }),
@@ -209,16 +198,16 @@ fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
     }
     // --max-requests recycles workers while the load goes on.
     assert!(
-        wait_until(60, || server.log().matches("max-requests reached").count()
+        common::wait_until(60, || server.log().matches("max-requests reached").count()
             >= 3),
         "fewer than 3 recycles:\n{}",
         server.log()
     );
     let answered = load.answered();
-    assert!(wait_until(10, || load.answered() > answered + 50));
+    assert!(common::wait_until(10, || load.answered() > answered + 50));
     common::signal(server.pid(), libc_sig::SIGTERM);
     assert!(
-        wait_until(30, || !server.alive()),
+        common::wait_until(30, || !server.alive()),
         "the server did not stop:\n{}",
         server.log()
     );

@@ -120,17 +120,6 @@ impl Load {
     }
 }
 
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 fn workers(server: &Server) -> HashSet<u32> {
     common::children(server.pid()).into_iter().collect()
 }
@@ -139,7 +128,7 @@ fn workers(server: &Server) -> HashSet<u32> {
 fn processes_start_that_many_workers_with_titles() {
     let dir = app_dir("titles", "1");
     let server = start(&dir, &["--processes", "3"]);
-    assert!(wait_until(10, || workers(&server).len() == 3));
+    assert!(common::wait_until(10, || workers(&server).len() == 3));
     let cmdline = |pid: u32| {
         let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         String::from_utf8_lossy(&raw)
@@ -162,7 +151,7 @@ fn processes_start_that_many_workers_with_titles() {
     // A worker names itself just after the fork: until then it shows the
     // master's title.
     let want = ["rwsgi worker 1", "rwsgi worker 2", "rwsgi worker 3"];
-    wait_until(10, || titles() == want);
+    common::wait_until(10, || titles() == want);
     assert_eq!(titles(), want);
     let multiprocess = server.get(Proto::Http, "/");
     assert_eq!(multiprocess.status, 200);
@@ -172,10 +161,10 @@ fn processes_start_that_many_workers_with_titles() {
 fn a_worker_with_every_thread_busy_leaves_new_connections_to_the_others() {
     let dir = app_dir("accept-spread", "1");
     let server = start(&dir, &["--processes", "2", "--threads", "3"]);
-    assert!(wait_until(10, || workers(&server).len() == 2));
+    assert!(common::wait_until(10, || workers(&server).len() == 2));
     // Both workers accepting: each has answered a request.
     let mut seen = HashSet::new();
-    assert!(wait_until(10, || {
+    assert!(common::wait_until(10, || {
         if let Ok(r) = try_get(&server.http, "/") {
             seen.insert(fields(&r)["pid"].clone());
         }
@@ -235,7 +224,7 @@ fn workers_that_just_started_share_a_burst_of_keep_alive_connections() {
     for _ in 0..5 {
         let dir = app_dir("accept-cold", "1");
         let server = start(&dir, &["--processes", "2", "--threads", "1"]);
-        assert!(wait_until(10, || workers(&server).len() == 2));
+        assert!(common::wait_until(10, || workers(&server).len() == 2));
         // Both accepting (the scoreboard says ready), neither has timed the
         // app yet: its first requests run on the pool thread, which then
         // counts as busy.
@@ -268,7 +257,7 @@ impl Drop for Resume {
 fn a_worker_that_is_not_looking_does_not_hold_back_connections() {
     let dir = app_dir("accept-stopped", "1");
     let server = start(&dir, &["--processes", "2", "--threads", "1"]);
-    assert!(wait_until(10, || workers(&server).len() == 2));
+    assert!(common::wait_until(10, || workers(&server).len() == 2));
     // Both workers warm (each has answered a few requests, so the app
     // runs on its I/O thread).
     let mut served: std::collections::HashMap<String, usize> = Default::default();
@@ -320,13 +309,13 @@ fn processes_the_app_starts_block_no_signals() {
 fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
     let dir = app_dir("kill9", "1");
     let server = start(&dir, &["--processes", "2", "--threads", "2"]);
-    assert!(wait_until(10, || workers(&server).len() == 2));
+    assert!(common::wait_until(10, || workers(&server).len() == 2));
     let before = workers(&server);
     let load = Load::start(std::slice::from_ref(&server.http), 4);
     thread::sleep(Duration::from_millis(500));
     let victim = *before.iter().next().unwrap();
     common::signal(victim, libc_sig::SIGKILL);
-    assert!(wait_until(10, || {
+    assert!(common::wait_until(10, || {
         let now = workers(&server);
         now.len() == 2 && !now.contains(&victim)
     }));
@@ -376,15 +365,16 @@ fn reload_under_load(lazy: bool, through_nginx: bool) {
         let before = workers(&server);
         common::signal(server.pid(), libc_sig::SIGHUP);
         assert!(
-            wait_until(20, || {
+            common::wait_until(20, || {
                 let now = workers(&server);
                 now.len() == 2 && now.is_disjoint(&before)
             }),
             "workers not replaced in round {round}:\n{}",
             server.log()
         );
-        assert!(wait_until(10, || fields(&server.get(Proto::Http, "/"))
-            ["version"]
+        assert!(common::wait_until(10, || fields(
+            &server.get(Proto::Http, "/")
+        )["version"]
             == format!("v{round}")));
     }
     let (ok, failed, errors) = load.finish();
@@ -449,7 +439,7 @@ fn sigterm_lets_a_slow_request_finish_then_exits_0() {
         .unwrap()
         .expect("the in-flight request completes");
     assert_eq!(r.status, 200);
-    assert!(wait_until(10, || !server.alive()));
+    assert!(common::wait_until(10, || !server.alive()));
     assert!(started.elapsed() < Duration::from_secs(8));
     let log = server.log();
     assert!(log.contains("master exiting with code 0"), "{log}");
@@ -466,7 +456,7 @@ fn sigint_stops_fast_without_waiting_for_slow_requests() {
     thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     common::signal(server.pid(), libc_sig::SIGINT);
-    assert!(wait_until(10, || !server.alive()));
+    assert!(common::wait_until(10, || !server.alive()));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(slow.join().unwrap().is_err(), "the slow request was cut");
 }
@@ -480,7 +470,7 @@ fn harakiri_answers_504_replaces_the_worker_and_keeps_serving() {
     let r = try_get(&server.http, "/forever").unwrap();
     assert_eq!(r.status, 504);
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(wait_until(15, || {
+    assert!(common::wait_until(15, || {
         let now = workers(&server);
         now.len() == 1 && now.is_disjoint(&before)
     }));
@@ -526,7 +516,7 @@ fn max_worker_lifetime_recycles_a_worker() {
     let dir = app_dir("lifetime", "1");
     let server = start(&dir, &["--max-worker-lifetime", "1"]);
     let first = fields(&server.get(Proto::Http, "/"))["pid"].clone();
-    assert!(wait_until(10, || try_get(&server.http, "/")
+    assert!(common::wait_until(10, || try_get(&server.http, "/")
         .is_ok_and(|r| fields(&r)["pid"] != first)));
     assert!(server.log().contains("max-worker-lifetime reached"));
 }
@@ -559,7 +549,7 @@ fn a_worker_that_keeps_dying_at_start_is_respawned_with_back_off() {
     );
     assert!(server.log().contains("exited with code 7"));
     std::fs::remove_file(dir.join("die-on-import")).unwrap();
-    assert!(wait_until(20, || try_get(&server.http, "/")
+    assert!(common::wait_until(20, || try_get(&server.http, "/")
         .is_ok_and(|r| r.status == 200)));
 }
 
@@ -594,7 +584,7 @@ fn touching_the_touch_reload_file_reloads() {
     thread::sleep(Duration::from_millis(1100));
     std::fs::write(&touch, b"touched").unwrap();
     assert!(
-        wait_until(15, || fields(&server.get(Proto::Http, "/"))["version"]
+        common::wait_until(15, || fields(&server.get(Proto::Http, "/"))["version"]
             == "v2"),
         "{}",
         server.log()
@@ -630,7 +620,7 @@ fn pidfile_is_written_and_vacuum_removes_it_and_the_sockets() {
         & 0o777;
     assert_eq!(mode, 0o660);
     common::signal(server.pid(), libc_sig::SIGTERM);
-    assert!(wait_until(10, || !server.alive()));
+    assert!(common::wait_until(10, || !server.alive()));
     assert!(!pidfile.exists(), "pidfile left behind");
     assert!(!server.uwsgi.exists(), "socket file left behind");
 }
@@ -697,7 +687,7 @@ fn socket_activation_serves_on_an_inherited_socket() {
     }
     let mut child = cmd.spawn().unwrap();
     drop(listener);
-    let r = wait_until(10, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
+    let r = common::wait_until(10, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     common::signal(child.id(), libc_sig::SIGINT);
     let _ = child.wait();
@@ -764,7 +754,7 @@ fn a_reload_keeps_relative_paths_relative_to_where_rwsgi_started() {
     let before = workers(&server);
     common::signal(server.pid(), libc_sig::SIGHUP);
     assert!(
-        wait_until(20, || {
+        common::wait_until(20, || {
             let now = workers(&server);
             now.len() == 2 && now.is_disjoint(&before)
         }),
@@ -801,7 +791,7 @@ fn the_embedded_python_is_the_one_rwsgi_was_built_against_whatever_is_on_path() 
         .spawn()
         .unwrap();
     let addr = format!("127.0.0.1:{port}");
-    let answered = wait_until(15, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
+    let answered = common::wait_until(15, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
     let reply = try_get(&addr, "/").map(|r| r.text()).unwrap_or_default();
     common::signal(child.id(), libc_sig::SIGINT);
     let _ = child.wait();

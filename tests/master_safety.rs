@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{libc_sig, Proto, Server};
 use serde_json::Value;
@@ -57,17 +57,6 @@ fn nobody() -> (u32, u32) {
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     };
     (id("-u"), id("-g"))
-}
-
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// The stats JSON on a Unix socket, or None if nothing answers.
@@ -131,7 +120,7 @@ fn a_reload_after_dropping_root_keeps_the_root_only_log_file_and_stats_sockets()
     let before = stats_workers(&try_stats(&stats).expect("stats answer"));
     assert_eq!(before.len(), 2, "{}", log());
     common::signal(server.pid(), libc_sig::SIGHUP);
-    let replaced = wait_until(30, || {
+    let replaced = common::wait_until(30, || {
         let now = try_stats(&stats)
             .map(|v| stats_workers(&v))
             .unwrap_or_default();
@@ -273,7 +262,7 @@ fn sockets_passed_by_systemd_do_not_leak_into_programs_the_app_runs() {
     let mut child = cmd.spawn().unwrap();
     drop(listener);
     let mut answer = None;
-    wait_until(20, || {
+    common::wait_until(20, || {
         answer = http_get(&addr, "/");
         answer.is_some()
     });

@@ -128,15 +128,7 @@ impl BodyDecoder {
                 return Ok(piece);
             }
             buf.reserve(MAX_PIECE.min(16 * 1024));
-            match read_within(stream, buf, stall).await {
-                Ok(0) => {
-                    return Err(BodyError::Io(
-                        "client closed the connection mid-body".into(),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(BodyError::Io(format!("read error mid-body: {e}"))),
-            }
+            read_more(stream, buf, stall).await?;
         }
     }
 }
@@ -179,15 +171,7 @@ pub async fn prebuffer<'a, S: Stream>(
             // Grown as bytes arrive: a client that declares a large body
             // and sends nothing makes the worker allocate nothing.
             buf.reserve((n - buf.len()).min(MAX_PIECE));
-            match read_within(stream, buf, stall).await {
-                Ok(0) => {
-                    return Err(BodyError::Io(
-                        "client closed the connection mid-body".into(),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(BodyError::Io(format!("read error mid-body: {e}"))),
-            }
+            read_more(stream, buf, stall).await?;
         }
         *decoder = BodyDecoder::Done;
         if n == 0 {
@@ -245,6 +229,22 @@ pub async fn spool_rest<S: Stream>(
     }
     spool.rewind().map_err(failed)?;
     Ok(spool)
+}
+
+/// One read of more body bytes into `buf`, waiting at most `stall`; the
+/// end of the connection before the body's end is an error.
+async fn read_more<S: Stream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    stall: Duration,
+) -> Result<(), BodyError> {
+    match read_within(stream, buf, stall).await {
+        Ok(0) => Err(BodyError::Io(
+            "client closed the connection mid-body".into(),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(BodyError::Io(format!("read error mid-body: {e}"))),
+    }
 }
 
 fn check_total(total: u64, max_body: u64) -> Result<(), BodyError> {

@@ -37,6 +37,18 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Polls `done` every 50 ms for up to `secs`; whether it came true.
+pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     // A port from the kernel's ephemeral range (what binding port 0 gives)
