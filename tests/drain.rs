@@ -6,31 +6,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use common::{libc_sig, Response, Server};
-
-fn app_dir(name: &str) -> PathBuf {
-    let dir = common::temp_dir(name);
-    std::fs::copy(
-        common::apps().join("master_app.py"),
-        dir.join("master_app.py"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("version.txt"), "1").unwrap();
-    dir
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Server {
-    let app = dir.join("master_app.py");
-    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    Server::start_in(dir, &args)
-}
 
 /// Reads one response with a Content-Length body; `Err` when the
 /// connection ended (closed or reset) before it was whole.
@@ -168,8 +149,8 @@ fn workers(server: &Server) -> Vec<u32> {
 
 #[test]
 fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
-    let dir = app_dir("drain-keepalive");
-    let mut server = start(
+    let dir = common::master_app_dir("drain-keepalive", "1");
+    let mut server = common::start_master_app(
         &dir,
         &[
             "--processes",
@@ -235,8 +216,8 @@ fn keep_alive_clients_lose_no_request_through_reloads_recycles_and_a_stop() {
 /// sees the response.
 #[test]
 fn an_error_response_reaches_a_client_that_keeps_sending() {
-    let dir = app_dir("drain-linger");
-    let server = start(&dir, &["--limit-post", "1000"]);
+    let dir = common::master_app_dir("drain-linger", "1");
+    let server = common::start_master_app(&dir, &["--limit-post", "1000"]);
     let body_len = 16 << 20;
     for framing in ["length", "chunked"] {
         let mut s = TcpStream::connect(&server.http).unwrap();

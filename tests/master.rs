@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -14,26 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::nginx::Nginx;
 use common::{libc_sig, Proto, Response, Server};
-
-/// A temp dir holding a copy of `master_app.py` (so a test may change its
-/// version or make it crash) and a `version.txt`.
-fn app_dir(name: &str, version: &str) -> PathBuf {
-    let dir = common::temp_dir(name);
-    std::fs::copy(
-        common::apps().join("master_app.py"),
-        dir.join("master_app.py"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("version.txt"), version).unwrap();
-    dir
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Server {
-    let app = dir.join("master_app.py");
-    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    Server::start_in(dir, &args)
-}
 
 /// `pid=… import_pid=… version=… uid=…` as a map.
 fn fields(r: &Response) -> std::collections::HashMap<String, String> {
@@ -126,8 +105,8 @@ fn workers(server: &Server) -> HashSet<u32> {
 
 #[test]
 fn processes_start_that_many_workers_with_titles() {
-    let dir = app_dir("titles", "1");
-    let server = start(&dir, &["--processes", "3"]);
+    let dir = common::master_app_dir("titles", "1");
+    let server = common::start_master_app(&dir, &["--processes", "3"]);
     assert!(common::wait_until(10, || workers(&server).len() == 3));
     let cmdline = |pid: u32| {
         let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
@@ -159,8 +138,8 @@ fn processes_start_that_many_workers_with_titles() {
 
 #[test]
 fn a_worker_with_every_thread_busy_leaves_new_connections_to_the_others() {
-    let dir = app_dir("accept-spread", "1");
-    let server = start(&dir, &["--processes", "2", "--threads", "3"]);
+    let dir = common::master_app_dir("accept-spread", "1");
+    let server = common::start_master_app(&dir, &["--processes", "2", "--threads", "3"]);
     assert!(common::wait_until(10, || workers(&server).len() == 2));
     // Both workers accepting: each has answered a request.
     let mut seen = HashSet::new();
@@ -222,8 +201,8 @@ fn workers_that_just_started_share_a_burst_of_keep_alive_connections() {
     // (63/1 of a Django pair's 64).
     let mut smaller_sides = Vec::new();
     for _ in 0..5 {
-        let dir = app_dir("accept-cold", "1");
-        let server = start(&dir, &["--processes", "2", "--threads", "1"]);
+        let dir = common::master_app_dir("accept-cold", "1");
+        let server = common::start_master_app(&dir, &["--processes", "2", "--threads", "1"]);
         assert!(common::wait_until(10, || workers(&server).len() == 2));
         // Both accepting (the scoreboard says ready), neither has timed the
         // app yet: its first requests run on the pool thread, which then
@@ -255,8 +234,8 @@ impl Drop for Resume {
 
 #[test]
 fn a_worker_that_is_not_looking_does_not_hold_back_connections() {
-    let dir = app_dir("accept-stopped", "1");
-    let server = start(&dir, &["--processes", "2", "--threads", "1"]);
+    let dir = common::master_app_dir("accept-stopped", "1");
+    let server = common::start_master_app(&dir, &["--processes", "2", "--threads", "1"]);
     assert!(common::wait_until(10, || workers(&server).len() == 2));
     // Both workers warm (each has answered a few requests, so the app
     // runs on its I/O thread).
@@ -292,8 +271,8 @@ fn processes_the_app_starts_block_no_signals() {
     // in place; no thread it starts, nor any process those start, may
     // inherit that mask (a child blocking SIGTERM cannot be stopped).
     for threads in ["1", "3"] {
-        let dir = app_dir(&format!("sigmask-{threads}"), "1");
-        let server = start(&dir, &["--processes", "2", "--threads", threads]);
+        let dir = common::master_app_dir(&format!("sigmask-{threads}"), "1");
+        let server = common::start_master_app(&dir, &["--processes", "2", "--threads", threads]);
         for _ in 0..4 {
             let r = server.get(Proto::Http, "/sigblk");
             assert_eq!(
@@ -307,8 +286,8 @@ fn processes_the_app_starts_block_no_signals() {
 
 #[test]
 fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
-    let dir = app_dir("kill9", "1");
-    let server = start(&dir, &["--processes", "2", "--threads", "2"]);
+    let dir = common::master_app_dir("kill9", "1");
+    let server = common::start_master_app(&dir, &["--processes", "2", "--threads", "2"]);
     assert!(common::wait_until(10, || workers(&server).len() == 2));
     let before = workers(&server);
     let load = Load::start(std::slice::from_ref(&server.http), 4);
@@ -340,7 +319,7 @@ fn a_killed_worker_is_replaced_and_only_its_requests_fail() {
 /// Reloads three times under steady load (through nginx on all three
 /// routes, or straight to the HTTP socket) and counts failed requests.
 fn reload_under_load(lazy: bool, through_nginx: bool) {
-    let dir = app_dir(
+    let dir = common::master_app_dir(
         if lazy {
             "reload-lazy"
         } else {
@@ -352,7 +331,7 @@ fn reload_under_load(lazy: bool, through_nginx: bool) {
     if lazy {
         extra.push("--lazy-apps");
     }
-    let server = start(&dir, &extra);
+    let server = common::start_master_app(&dir, &extra);
     assert_eq!(fields(&server.get(Proto::Http, "/"))["version"], "v1");
     let nginx = through_nginx.then(|| Nginx::start(&server));
     let addrs = match &nginx {
@@ -409,8 +388,8 @@ fn sighup_reloads_with_zero_failed_direct_http_requests() {
 
 #[test]
 fn the_app_is_imported_once_in_the_master_unless_lazy() {
-    let dir = app_dir("preload", "1");
-    let server = start(&dir, &["--processes", "2"]);
+    let dir = common::master_app_dir("preload", "1");
+    let server = common::start_master_app(&dir, &["--processes", "2"]);
     let f = fields(&server.get(Proto::Http, "/"));
     assert_eq!(
         f["import_pid"],
@@ -419,16 +398,16 @@ fn the_app_is_imported_once_in_the_master_unless_lazy() {
     );
     assert_ne!(f["pid"], server.pid().to_string(), "served by a worker");
     drop(server);
-    let dir = app_dir("lazy", "1");
-    let server = start(&dir, &["--processes", "2", "--lazy-apps"]);
+    let dir = common::master_app_dir("lazy", "1");
+    let server = common::start_master_app(&dir, &["--processes", "2", "--lazy-apps"]);
     let f = fields(&server.get(Proto::Http, "/"));
     assert_eq!(f["import_pid"], f["pid"], "imported by the worker itself");
 }
 
 #[test]
 fn sigterm_lets_a_slow_request_finish_then_exits_0() {
-    let dir = app_dir("sigterm", "1");
-    let mut server = start(&dir, &["--processes", "2"]);
+    let dir = common::master_app_dir("sigterm", "1");
+    let mut server = common::start_master_app(&dir, &["--processes", "2"]);
     let addr = server.http.clone();
     let slow = thread::spawn(move || try_get(&addr, "/sleep?2"));
     thread::sleep(Duration::from_millis(500));
@@ -449,8 +428,8 @@ fn sigterm_lets_a_slow_request_finish_then_exits_0() {
 
 #[test]
 fn sigint_stops_fast_without_waiting_for_slow_requests() {
-    let dir = app_dir("sigint", "1");
-    let mut server = start(&dir, &[]);
+    let dir = common::master_app_dir("sigint", "1");
+    let mut server = common::start_master_app(&dir, &[]);
     let addr = server.http.clone();
     let slow = thread::spawn(move || try_get(&addr, "/sleep?30"));
     thread::sleep(Duration::from_millis(300));
@@ -463,8 +442,8 @@ fn sigint_stops_fast_without_waiting_for_slow_requests() {
 
 #[test]
 fn harakiri_answers_504_replaces_the_worker_and_keeps_serving() {
-    let dir = app_dir("harakiri", "1");
-    let server = start(&dir, &["--harakiri", "1", "--threads", "2"]);
+    let dir = common::master_app_dir("harakiri", "1");
+    let server = common::start_master_app(&dir, &["--harakiri", "1", "--threads", "2"]);
     let before = workers(&server);
     let started = Instant::now();
     let r = try_get(&server.http, "/forever").unwrap();
@@ -494,8 +473,8 @@ fn harakiri_answers_504_replaces_the_worker_and_keeps_serving() {
 
 #[test]
 fn max_requests_recycles_workers_without_failing_a_request() {
-    let dir = app_dir("maxreq", "1");
-    let server = start(&dir, &["--max-requests", "5"]);
+    let dir = common::master_app_dir("maxreq", "1");
+    let server = common::start_master_app(&dir, &["--max-requests", "5"]);
     let mut pids = HashSet::new();
     for _ in 0..30 {
         let r = try_get(&server.http, "/").expect("no request fails while recycling");
@@ -513,8 +492,8 @@ fn max_requests_recycles_workers_without_failing_a_request() {
 
 #[test]
 fn max_worker_lifetime_recycles_a_worker() {
-    let dir = app_dir("lifetime", "1");
-    let server = start(&dir, &["--max-worker-lifetime", "1"]);
+    let dir = common::master_app_dir("lifetime", "1");
+    let server = common::start_master_app(&dir, &["--max-worker-lifetime", "1"]);
     let first = fields(&server.get(Proto::Http, "/"))["pid"].clone();
     assert!(common::wait_until(10, || try_get(&server.http, "/")
         .is_ok_and(|r| fields(&r)["pid"] != first)));
@@ -523,9 +502,9 @@ fn max_worker_lifetime_recycles_a_worker() {
 
 #[test]
 fn reload_on_rss_recycles_a_worker_over_the_limit() {
-    let dir = app_dir("rss", "1");
+    let dir = common::master_app_dir("rss", "1");
     // Any worker with Python loaded is over 1 MB.
-    let server = start(&dir, &["--reload-on-rss", "1"]);
+    let server = common::start_master_app(&dir, &["--reload-on-rss", "1"]);
     assert!(
         server.wait_log("reload-on-rss exceeded", 10),
         "{}",
@@ -536,8 +515,8 @@ fn reload_on_rss_recycles_a_worker_over_the_limit() {
 
 #[test]
 fn a_worker_that_keeps_dying_at_start_is_respawned_with_back_off() {
-    let dir = app_dir("crashloop", "1");
-    let server = start(&dir, &["--lazy-apps"]);
+    let dir = common::master_app_dir("crashloop", "1");
+    let server = common::start_master_app(&dir, &["--lazy-apps"]);
     assert_eq!(server.get(Proto::Http, "/").status, 200);
     std::fs::write(dir.join("die-on-import"), b"").unwrap();
     let worker = *workers(&server).iter().next().unwrap();
@@ -575,10 +554,10 @@ fn an_app_that_fails_to_import_in_lazy_workers_stops_the_master() {
 
 #[test]
 fn touching_the_touch_reload_file_reloads() {
-    let dir = app_dir("touch", "v1");
+    let dir = common::master_app_dir("touch", "v1");
     let touch = dir.join("reload.touch");
     std::fs::write(&touch, b"").unwrap();
-    let server = start(&dir, &["--touch-reload", touch.to_str().unwrap()]);
+    let server = common::start_master_app(&dir, &["--touch-reload", touch.to_str().unwrap()]);
     assert_eq!(fields(&server.get(Proto::Http, "/"))["version"], "v1");
     std::fs::write(dir.join("version.txt"), "v2").unwrap();
     thread::sleep(Duration::from_millis(1100));
@@ -594,9 +573,9 @@ fn touching_the_touch_reload_file_reloads() {
 
 #[test]
 fn pidfile_is_written_and_vacuum_removes_it_and_the_sockets() {
-    let dir = app_dir("vacuum", "1");
+    let dir = common::master_app_dir("vacuum", "1");
     let pidfile = dir.join("rwsgi.pid");
-    let mut server = start(
+    let mut server = common::start_master_app(
         &dir,
         &[
             "--pidfile",
@@ -634,7 +613,7 @@ fn uid_and_gid_drop_root_after_binding() {
     {
         panic!("this test needs root (CI runs as root)");
     }
-    let dir = app_dir("uid", "1");
+    let dir = common::master_app_dir("uid", "1");
     // nobody must be able to read the app.
     for f in ["", "master_app.py", "version.txt"] {
         let p = dir.join(f);
@@ -642,7 +621,7 @@ fn uid_and_gid_drop_root_after_binding() {
         let mode = if f.is_empty() { 0o777 } else { 0o644 };
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let server = start(&dir, &["--uid", "65534", "--gid", "65534"]);
+    let server = common::start_master_app(&dir, &["--uid", "65534", "--gid", "65534"]);
     let f = fields(&server.get(Proto::Http, "/"));
     assert_eq!(f["uid"], "65534");
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
@@ -654,38 +633,13 @@ fn uid_and_gid_drop_root_after_binding() {
 
 #[test]
 fn socket_activation_serves_on_an_inherited_socket() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let fd = listener.as_raw_fd();
-    let dir = app_dir("activation", "1");
+    let dir = common::master_app_dir("activation", "1");
     let log = dir.join("rwsgi.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_rwsgi"))
-        .arg("--wsgi-file")
-        .arg(dir.join("master_app.py"))
-        .stdout(out.try_clone().unwrap())
-        .stderr(out);
-    // SAFETY: dup2 between fork and exec, as systemd does: the listening
-    // socket becomes fd 3 (and loses close-on-exec).
-    unsafe {
-        cmd.pre_exec(move || {
-            let ok = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0) == 0
-            } else {
-                libc::dup2(fd, 3) >= 0
-            };
-            if !ok {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let app = dir.join("master_app.py");
+    let mut child =
+        common::spawn_socket_activated(&listener, &["--wsgi-file", app.to_str().unwrap()], &log);
     drop(listener);
     let r = common::wait_until(10, || try_get(&addr, "/").is_ok_and(|r| r.status == 200));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -700,7 +654,7 @@ fn socket_activation_serves_on_an_inherited_socket() {
 
 #[test]
 fn systemd_is_told_ready_then_reloading_then_ready_again() {
-    let dir = app_dir("notify", "1");
+    let dir = common::master_app_dir("notify", "1");
     let notify = dir.join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
     socket
@@ -814,8 +768,9 @@ fn the_embedded_python_is_the_one_rwsgi_was_built_against_whatever_is_on_path() 
 
 #[test]
 fn chown_socket_and_listen_backlog_apply_to_the_sockets() {
-    let dir = app_dir("chown", "1");
-    let server = start(&dir, &["--chown-socket", "65534:65534", "--listen", "77"]);
+    let dir = common::master_app_dir("chown", "1");
+    let server =
+        common::start_master_app(&dir, &["--chown-socket", "65534:65534", "--listen", "77"]);
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(&server.uwsgi).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
@@ -853,8 +808,8 @@ fn server_side_state(port: &str, client_port: u16) -> String {
 fn silent_tcp_connections_wait_in_the_kernel_unless_no_defer_accept() {
     use std::io::Write;
     for (flags, deferred) in [(&[][..], true), (&["--no-defer-accept"][..], false)] {
-        let dir = app_dir("defer", "1");
-        let server = start(&dir, flags);
+        let dir = common::master_app_dir("defer", "1");
+        let server = common::start_master_app(&dir, flags);
         let port = server.http.rsplit(':').next().unwrap().to_string();
         let mut client = TcpStream::connect(&server.http).unwrap();
         let client_port = client.local_addr().unwrap().port();

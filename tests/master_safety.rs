@@ -11,18 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{libc_sig, Proto, Server};
+use common::{libc_sig, Proto};
 use serde_json::Value;
 
 /// A temp dir everyone can read, holding a copy of `master_app.py`.
 fn app_dir(name: &str) -> PathBuf {
-    let dir = common::temp_dir(name);
-    std::fs::copy(
-        common::apps().join("master_app.py"),
-        dir.join("master_app.py"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("version.txt"), "1").unwrap();
+    let dir = common::master_app_dir(name, "1");
     set_mode(&dir, 0o755);
     set_mode(&dir.join("master_app.py"), 0o644);
     set_mode(&dir.join("version.txt"), 0o644);
@@ -32,13 +26,6 @@ fn app_dir(name: &str) -> PathBuf {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Server {
-    let app = dir.join("master_app.py");
-    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    Server::start_in(dir, &args)
 }
 
 fn require_root() {
@@ -98,7 +85,7 @@ fn a_reload_after_dropping_root_keeps_the_root_only_log_file_and_stats_sockets()
     set_mode(&private, 0o700);
     let logto = private.join("rwsgi.log");
     let stats = private.join("stats.sock");
-    let mut server = start(
+    let mut server = common::start_master_app(
         &dir,
         &[
             "--processes",
@@ -151,7 +138,7 @@ fn uid_alone_takes_the_users_primary_group_and_none_of_roots() {
     require_root();
     let (uid, gid) = nobody();
     let dir = app_dir("uid-alone");
-    let server = start(&dir, &["--processes", "1", "--uid", "nobody"]);
+    let server = common::start_master_app(&dir, &["--processes", "1", "--uid", "nobody"]);
     assert_eq!(server.get(Proto::Http, "/").status, 200);
     let workers = common::children(server.pid());
     assert_eq!(workers.len(), 1);
@@ -225,7 +212,6 @@ def application(environ, start_response):
 #[test]
 fn sockets_passed_by_systemd_do_not_leak_into_programs_the_app_runs() {
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let fd = listener.as_raw_fd();
@@ -235,31 +221,9 @@ fn sockets_passed_by_systemd_do_not_leak_into_programs_the_app_runs() {
     let dir = common::temp_dir("activation-cloexec");
     std::fs::write(dir.join("fds_app.py"), FDS_APP).unwrap();
     let log = dir.join("rwsgi.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_rwsgi"))
-        .arg("--wsgi-file")
-        .arg(dir.join("fds_app.py"))
-        .stdout(out.try_clone().unwrap())
-        .stderr(out);
-    // SAFETY: dup2 between fork and exec, as systemd does: the listening
-    // socket becomes fd 3, without close-on-exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let ok = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0) == 0
-            } else {
-                libc::dup2(fd, 3) >= 0
-            };
-            if !ok {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let app = dir.join("fds_app.py");
+    let mut child =
+        common::spawn_socket_activated(&listener, &["--wsgi-file", app.to_str().unwrap()], &log);
     drop(listener);
     let mut answer = None;
     common::wait_until(20, || {

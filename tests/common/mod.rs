@@ -37,6 +37,56 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A temp dir holding a copy of `master_app.py` (so a test may change its
+/// version or make it crash) and a `version.txt` saying `version`.
+pub fn master_app_dir(name: &str, version: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::copy(apps().join("master_app.py"), dir.join("master_app.py")).unwrap();
+    std::fs::write(dir.join("version.txt"), version).unwrap();
+    dir
+}
+
+/// Starts rwsgi on the `master_app.py` in `dir`, plus `extra`.
+pub fn start_master_app(dir: &Path, extra: &[&str]) -> Server {
+    let app = dir.join("master_app.py");
+    let mut args = vec!["--wsgi-file", app.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start_in(dir, &args)
+}
+
+/// Starts the rwsgi binary with `args` as systemd's socket activation
+/// would: `listener` becomes fd 3 (without close-on-exec) and
+/// LISTEN_PID / LISTEN_FDS / LISTEN_FDNAMES=http say so. Output to `log`.
+pub fn spawn_socket_activated(listener: &TcpListener, args: &[&str], log: &Path) -> Child {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let out = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_rwsgi"))
+        .args(args)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    // SAFETY: dup2 between fork and exec, as systemd does: the listening
+    // socket becomes fd 3 (and loses close-on-exec).
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
 /// Polls `done` every 50 ms for up to `secs`; whether it came true.
 pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
