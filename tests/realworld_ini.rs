@@ -128,6 +128,24 @@ impl StandIn {
                 let (user, group) = value.split_once(':').unwrap_or((value, value));
                 ensure_account(user, group);
             }
+            // A program the file runs from its directory (a hook's
+            // `exec:./manage.py migrate`, an attached daemon): a stand-in
+            // that succeeds.
+            k if k.starts_with("hook-")
+                || k.starts_with("exec-")
+                || k.starts_with("attach-daemon") =>
+            {
+                let command = value.strip_prefix("exec:").unwrap_or(value);
+                if let (Some(program), Some(dir)) = (command.strip_prefix("./"), chdir) {
+                    let program = program.split_whitespace().next().unwrap_or_default();
+                    std::fs::create_dir_all(dir).unwrap();
+                    let stub = dir.join(program);
+                    std::fs::write(&stub, "#!/bin/sh\nexit 0\n").unwrap();
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                }
+            }
             "module" | "wsgi" => {
                 let (module, call) = value.split_once(':').unwrap_or((value, callable));
                 let base = chdir.map_or(self.root.clone(), Path::to_path_buf);
@@ -507,7 +525,7 @@ const VERDICTS: &[(&str, &[(usize, &str)])] = &[
         (13, "accepted, not needed"), // thunder-lock
         (14, "accepted, not needed"), // disable-write-exception
         (17, "applied"), // max-fd = 10000
-        (19, "unsupported yet"), // hook-pre-app = exec:./manage.py migrate
+        (19, "applied"), // hook-pre-app = exec:./manage.py migrate
         (20, "applied"), // attach-daemon = ./manage.py sendalerts
         (21, "applied"), // attach-daemon = ./manage.py sendreports --loop
         (23, "condition"), // if-env = SMTPD_PORT

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::cron::CronSpec;
 use super::daemon::DaemonSpec;
+use super::hooks::{Hook, HookPhase};
 use clap::Parser;
 
 use crate::protocol::{Limits, Protocol};
@@ -428,6 +429,59 @@ pub struct Cli {
     #[arg(long = "cron-harakiri", default_value_t = 0, value_name = "SECONDS")]
     pub cron_harakiri: u64,
 
+    /// Run ACTION:ARG first of all, before the sockets are bound (uWSGI's
+    /// hooks: exec:CMD, safeexec:, chdir:, mkdir:, putenv:K=V, unlink:,
+    /// create:, write:FILE TEXT, writen:, append:, appendn:, print:,
+    /// exit:, pycall:module.function). A failing hook stops the server.
+    /// Repeatable, as are all --hook-* and --exec-* options.
+    #[arg(long = "hook-asap", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_asap: Vec<Hook>,
+
+    /// A hook run after binding, before privileges are dropped.
+    #[arg(long = "hook-as-root", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_as_root: Vec<Hook>,
+
+    /// A hook run right after privileges are dropped.
+    #[arg(long = "hook-as-user", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_as_user: Vec<Hook>,
+
+    /// A hook run before the app is loaded (in the master, or each worker
+    /// with --lazy-apps).
+    #[arg(long = "hook-pre-app", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_pre_app: Vec<Hook>,
+
+    /// A hook run after the app is loaded, where it was loaded.
+    #[arg(long = "hook-post-app", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_post_app: Vec<Hook>,
+
+    /// A hook run in each worker right after it is forked.
+    #[arg(long = "hook-post-fork", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_post_fork: Vec<Hook>,
+
+    /// A hook run when the master's loop starts.
+    #[arg(long = "hook-master-start", value_name = "ACTION:ARG", value_parser = Hook::parse)]
+    pub hook_master_start: Vec<Hook>,
+
+    /// --hook-asap exec:CMD.
+    #[arg(long = "exec-asap", value_name = "CMD", value_parser = Hook::exec)]
+    pub exec_asap: Vec<Hook>,
+
+    /// --hook-as-root exec:CMD.
+    #[arg(long = "exec-as-root", value_name = "CMD", value_parser = Hook::exec)]
+    pub exec_as_root: Vec<Hook>,
+
+    /// --hook-as-user exec:CMD.
+    #[arg(long = "exec-as-user", value_name = "CMD", value_parser = Hook::exec)]
+    pub exec_as_user: Vec<Hook>,
+
+    /// --hook-pre-app exec:CMD.
+    #[arg(long = "exec-pre-app", value_name = "CMD", value_parser = Hook::exec)]
+    pub exec_pre_app: Vec<Hook>,
+
+    /// --hook-post-app exec:CMD.
+    #[arg(long = "exec-post-app", value_name = "CMD", value_parser = Hook::exec)]
+    pub exec_post_app: Vec<Hook>,
+
     /// Write the master's pid to FILE.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
@@ -606,6 +660,21 @@ impl Cli {
             lines.extend_from_slice(b"\r\n");
         }
         lines
+    }
+
+    /// The hooks of `phase`: the --hook-* ones, then the --exec-* ones,
+    /// as uWSGI runs them.
+    pub fn hooks(&self, phase: HookPhase) -> Vec<Hook> {
+        let (hooks, execs): (&[Hook], &[Hook]) = match phase {
+            HookPhase::Asap => (&self.hook_asap, &self.exec_asap),
+            HookPhase::AsRoot => (&self.hook_as_root, &self.exec_as_root),
+            HookPhase::AsUser => (&self.hook_as_user, &self.exec_as_user),
+            HookPhase::PreApp => (&self.hook_pre_app, &self.exec_pre_app),
+            HookPhase::PostApp => (&self.hook_post_app, &self.exec_post_app),
+            HookPhase::PostFork => (&self.hook_post_fork, &[]),
+            HookPhase::MasterStart => (&self.hook_master_start, &[]),
+        };
+        hooks.iter().chain(execs).cloned().collect()
     }
 
     /// Every cron entry, in the order of the option kinds.

@@ -34,6 +34,7 @@
 //! - `record`, `check`: per-line outcomes, the report, the log.
 //! - `daemon`: the attached daemons' option values.
 //! - `cron`: cron entries and when one is due.
+//! - `hooks`: hook actions and the phases they run at.
 //! - `process`: `--umask` and `--max-fd`, applied before anything starts.
 
 mod check;
@@ -41,6 +42,7 @@ mod cli;
 mod cron;
 mod daemon;
 pub(crate) mod env;
+mod hooks;
 mod ini;
 mod options;
 mod placeholders;
@@ -62,6 +64,7 @@ pub use check::ConfigNotes;
 pub use cli::Cli;
 pub use cron::{CronSpec, CronTime};
 pub use daemon::DaemonSpec;
+pub use hooks::{Hook, HookAction, HookPhase};
 
 use options::{clap_message, Kind, OptionTable};
 use record::{Collector, Val};

@@ -254,12 +254,7 @@ impl<'a> Classifier<'a> {
                 out,
                 Outcome::NotNeeded("rwsgi always stops gracefully on SIGTERM".into()),
             ),
-            SpecialRule::Hook => push(
-                out,
-                Outcome::UnsupportedYet(
-                    "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint".into(),
-                ),
-            ),
+            SpecialRule::Hook => self.apply(out, at, &line.key, value, notes),
         }
     }
 }

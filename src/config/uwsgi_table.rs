@@ -79,7 +79,7 @@ const OWN_SERVICE: &str = "run background work as its own service (a systemd uni
 const FIXED_WORKERS: &str =
     "rwsgi runs a fixed number of workers, --processes (the cheaper modes are to come)";
 const MASTER_SOON: &str = "rwsgi's master does not run this yet (the master FIFO and hooks are to come); until then run it as its own service (a systemd unit, a container)";
-const HOOKS_SOON: &str = "hooks are not run yet: until then run the command from the systemd unit (ExecStartPre=) or the entrypoint";
+const HOOKS_SOON: &str = "rwsgi runs the asap, as-root, as-user, pre-app, post-app, post-fork and master-start hooks (--hook-*, --exec-*), not this phase; run the command from the systemd unit (ExecStartPre=) or the entrypoint";
 const NO_GEVENT: &str = "rwsgi runs WSGI apps on Python threads (--threads N), not gevent greenlets; an app that needs gevent's monkey-patching needs a gevent server";
 /// For uWSGI options no rule names.
 const NOT_IN_RWSGI: &str = "a uWSGI feature rwsgi does not have (rwsgi --help lists what it has)";

@@ -30,12 +30,14 @@
 //! - `pidfile`: `--pidfile`, never written through a symlink.
 //! - `daemons`: `--attach-daemon` and its family, run beside the workers.
 //! - `cron`: `--cron`, `--unique-cron`, `--cron2`.
+//! - `hooks`: `--hook-*` and `--exec-*`, run at their phase of the start.
 //! - `heap`: malloc thresholds that keep request-body memory mapped.
 //! - `title`: process titles.
 
 mod cron;
 mod daemons;
 mod heap;
+mod hooks;
 mod pidfile;
 mod privileges;
 pub mod scoreboard;

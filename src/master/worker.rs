@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::scoreboard::{Recycle, Scoreboard};
 use super::{exit_code, SCOREBOARD};
-use crate::config::Cli;
+use crate::config::{Cli, HookPhase};
 use crate::exchange::{PoolObserver, RequestLabel, ServiceTime};
 use crate::protocol::Protocol;
 use crate::server::listener::{accept_loop, BoundSocket, ListenSpec};
@@ -66,18 +66,41 @@ pub fn run(setup: WorkerSetup<'_>) -> i32 {
         }
     };
     super::supervisor::unblock_signals();
+    // A failing hook stops the server, as a failing lazy import does.
+    let hooks = |phase| {
+        super::hooks::run(&cli.hooks(phase), phase).map_err(|e| {
+            tracing::error!(worker = id, "{e}");
+            exit_code::APP_LOAD
+        })
+    };
     let app = match app {
-        Some(app) => app,
+        Some(app) => {
+            if let Err(code) = hooks(HookPhase::PostFork) {
+                return code;
+            }
+            app
+        }
         None => {
             let spec = cli.app_spec();
             interpreter::start(spec.home.as_deref());
-            match interpreter::load(&spec) {
+            if let Err(e) = interpreter::prepare(&spec) {
+                tracing::error!(worker = id, "cannot load the app: {e}");
+                return exit_code::APP_LOAD;
+            }
+            if let Err(code) = hooks(HookPhase::PostFork).and_then(|()| hooks(HookPhase::PreApp)) {
+                return code;
+            }
+            let app = match interpreter::load(&spec) {
                 Ok(app) => Arc::new(app),
                 Err(e) => {
                     tracing::error!(worker = id, "cannot load the app: {e}");
                     return exit_code::APP_LOAD;
                 }
+            };
+            if let Err(code) = hooks(HookPhase::PostApp) {
+                return code;
             }
+            app
         }
     };
     interpreter::enable_stack_dumps(libc::SIGUSR2);

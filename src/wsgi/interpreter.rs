@@ -151,12 +151,20 @@ fn initialize_as(python: &Path) {
     }
 }
 
-/// Prepares sys.path and imports the app. The error is a complete message
+/// Changes to `--chdir` and prepares sys.path (the virtualenv,
+/// `--pythonpath`): before the pre-app hooks, which may import from
+/// there, and before [`load`].
+pub fn prepare(spec: &AppSpec) -> Result<(), String> {
+    Python::attach(|py| {
+        prepare_paths(py, spec)
+            .map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))
+    })
+}
+
+/// Imports the app (after [`prepare`]). The error is a complete message
 /// (which module or callable failed, and the traceback).
 pub fn load(spec: &AppSpec) -> Result<LoadedApp, String> {
     Python::attach(|py| {
-        prepare_paths(py, spec)
-            .map_err(|e| format!("cannot prepare sys.path: {}", format_traceback(py, &e)))?;
         import_extra(py, &spec.imports);
         let callable = if spec.mounts.is_empty() {
             import_app(py, spec)?
@@ -325,6 +333,20 @@ fn mounted_apps(py: Python<'_>, spec: &AppSpec) -> Result<Py<PyAny>, String> {
             .unbind())
     };
     make().map_err(|e| format!("cannot mount the apps: {}", format_traceback(py, &e)))
+}
+
+/// Calls the Python callable `module.function` for a `pycall:` hook.
+pub fn call_hook(target: &str) -> Result<(), String> {
+    let (module, function) = target
+        .rsplit_once('.')
+        .ok_or_else(|| format!("{target:?} is not module.function"))?;
+    Python::attach(|py| {
+        py.import(module)
+            .and_then(|m| m.getattr(function))
+            .and_then(|f| f.call0())
+            .map(drop)
+            .map_err(|e| format_traceback(py, &e))
+    })
 }
 
 /// `--import`: each module by name, or a file (a name with a `/` or

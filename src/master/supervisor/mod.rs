@@ -24,9 +24,10 @@ pub(in crate::master) use signals::unblock_signals;
 use signals::{block_signals, describe_status, sd_notify, signal, wait_signal};
 use stats_view::{open_endpoints, slot_totals};
 
-use crate::config::Cli;
+use crate::config::{Cli, HookPhase};
 use crate::master::cron::Crons;
 use crate::master::daemons::{Daemons, Reaped};
+use crate::master::hooks;
 use crate::master::scoreboard::{Recycle, Scoreboard};
 use crate::master::sockets::{self, Sockets};
 use crate::master::worker::{self, WorkerSetup};
@@ -111,6 +112,8 @@ pub fn run(cli: Cli, argv: Vec<OsString>) -> i32 {
 }
 
 fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
+    let hooks = |phase| hooks::run(&cli.hooks(phase), phase);
+    hooks(HookPhase::Asap)?;
     let reexec = std::env::var(REEXEC_FDS).ok();
     let (sockets, adopted) = match &reexec {
         Some(fds) => adopt_after_reexec(fds)?,
@@ -121,7 +124,9 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         if let Some(path) = &cli.pidfile {
             pidfile::write(path)?;
         }
+        hooks(HookPhase::AsRoot)?;
         privileges::drop_to(cli.uid.as_deref(), cli.gid.as_deref())?;
+        hooks(HookPhase::AsUser)?;
     }
     block_signals();
     title::set("rwsgi master");
@@ -130,8 +135,12 @@ fn start(cli: &Cli, argv: Vec<OsString>) -> Result<Supervisor<'_>, String> {
         None
     } else {
         interpreter::start(spec.home.as_deref());
+        interpreter::prepare(&spec)
+            .map_err(|e| format!("cannot load the app ({}): {e}", spec.describe()))?;
+        hooks(HookPhase::PreApp)?;
         match interpreter::load(&spec) {
             Ok(app) => {
+                hooks(HookPhase::PostApp)?;
                 interpreter::freeze_for_fork();
                 Some(Arc::new(app))
             }
@@ -196,6 +205,13 @@ fn log_banner(cli: &Cli, app: &str, sockets: &Sockets, reloaded: bool) {
 
 impl Supervisor<'_> {
     fn serve(&mut self) -> i32 {
+        if let Err(e) = hooks::run(
+            &self.cli.hooks(HookPhase::MasterStart),
+            HookPhase::MasterStart,
+        ) {
+            tracing::error!("{e}");
+            return 1;
+        }
         self.daemons.start_all();
         loop {
             match wait_signal(self.tick()) {
