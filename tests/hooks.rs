@@ -137,3 +137,40 @@ fn a_failing_hook_stops_the_server_and_says_which() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("hook exec:exit 3 (pre app) failed"), "{out}");
 }
+
+/// A fatal start error is said once on stderr (it was logged and printed
+/// again), and also on stderr when the log goes to a file.
+#[test]
+fn a_fatal_start_error_is_printed_once() {
+    let app = common::apps().join("master_app.py");
+    let args = [
+        "--wsgi-file",
+        app.to_str().unwrap(),
+        "--http-socket",
+        "127.0.0.1:0",
+        "--hook-asap",
+        "exec:exit 4",
+    ];
+    let (code, out) = common::run_to_exit(&args);
+    assert_ne!(code, 0);
+    assert_eq!(
+        out.matches("hook exec:exit 4 (asap) failed").count(),
+        1,
+        "{out}"
+    );
+    let dir = common::temp_dir("fatal-logto");
+    let logto = dir.join("rwsgi.log");
+    let mut with_file = args.to_vec();
+    with_file.extend(["--logto", logto.to_str().unwrap()]);
+    let (code, out) = common::run_to_exit(&with_file);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("rwsgi: hook exec:exit 4 (asap) failed"),
+        "{out}"
+    );
+    let logged = std::fs::read_to_string(&logto).unwrap_or_default();
+    assert!(
+        logged.contains("hook exec:exit 4 (asap) failed"),
+        "{logged}"
+    );
+}

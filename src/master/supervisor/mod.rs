@@ -105,7 +105,11 @@ pub fn run(cli: Cli, argv: Vec<OsString>) -> i32 {
         Ok(mut supervisor) => supervisor.serve(),
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("rwsgi: {e}");
+            // The log is on stderr already unless it goes to a file: say
+            // it once where the operator looks.
+            if cli.logto.is_some() {
+                eprintln!("rwsgi: {e}");
+            }
             1
         }
     }
