@@ -11,31 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{libc_sig, Response, Server};
-
-/// Reads one response with a Content-Length body; `Err` when the
-/// connection ended (closed or reset) before it was whole.
-fn read_response(s: &mut TcpStream) -> Result<Response, String> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-            if raw.len() >= end + 4 + len {
-                return Ok(Response::from_raw(&raw[..end + 4 + len]));
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) => return Err(format!("closed after {} bytes", raw.len())),
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("{e} after {} bytes", raw.len())),
-        }
-    }
-}
+use common::{libc_sig, Server};
 
 /// Clients that keep their connection for as long as the server does, as
 /// browsers and HTTP client libraries do, and send their next request as
@@ -92,7 +68,7 @@ impl KeepAliveLoad {
                             continue;
                         }
                         sent.fetch_add(1, Ordering::Relaxed);
-                        match read_response(s) {
+                        match common::try_read_one(s).map(|(r, _)| r) {
                             Ok(r) if r.status == 200 => {
                                 answered.fetch_add(1, Ordering::Relaxed);
                                 if r.header("connection") == Some("close") {

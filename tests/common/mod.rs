@@ -636,6 +636,15 @@ pub fn assert_rejected(server: &Server, raw: &[u8], status: u16, cause: &str) {
 /// Reads exactly one response with a Content-Length body (or a 304) from a
 /// kept-alive connection.
 pub fn read_one(s: &mut impl Read) -> Response {
+    let (response, extra) = try_read_one(s).unwrap_or_else(|e| panic!("{e}"));
+    assert!(extra.is_empty(), "extra bytes after the response");
+    response
+}
+
+/// [`read_one`] for a connection that may end: `Err` when it closes or is
+/// reset before the response is whole. Bytes read past the response come
+/// back with it.
+pub fn try_read_one(s: &mut impl Read) -> Result<(Response, Vec<u8>), String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
@@ -648,12 +657,14 @@ pub fn read_one(s: &mut impl Read) -> Response {
             let bodyless = head.starts_with("http/1.1 304");
             let want = end + 4 + if bodyless { 0 } else { len };
             if raw.len() >= want {
-                assert_eq!(raw.len(), want, "extra bytes after the response");
-                return Response::from_raw(&raw);
+                let extra = raw.split_off(want);
+                return Ok((Response::from_raw(&raw), extra));
             }
         }
-        let n = s.read(&mut buf).expect("response");
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
-        raw.extend_from_slice(&buf[..n]);
+        match s.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {} bytes", raw.len())),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("{e} after {} bytes", raw.len())),
+        }
     }
 }
